@@ -201,8 +201,11 @@ cmd_start() {
 cmd_stop() {
   local dir="$1" pidfile
   # An explicit stop also retires the watchdog (unless the watchdog is the one stopping us).
-  if [ -f "$dir/watchdog.pid" ] && [ "$(cat "$dir/watchdog.pid")" != "$PPID" ]; then
-    kill "$(cat "$dir/watchdog.pid")" 2>/dev/null || true
+  # (bash may exec the watchdog's last command, so the watchdog can be this very process.)
+  local watchdog
+  watchdog=$(cat "$dir/watchdog.pid" 2>/dev/null || true)
+  if [ -n "$watchdog" ] && [ "$watchdog" != "$$" ] && [ "$watchdog" != "$PPID" ]; then
+    kill "$watchdog" 2>/dev/null || true
   fi
   rm -f "$dir/watchdog.pid"
   for pidfile in "$dir"/controller-manager.pid "$dir"/apiserver.pid "$dir"/etcd.pid; do

@@ -103,7 +103,9 @@ pub fn check_document(position: usize, value: Value) -> Document {
     }
     let is_wharf_group = api_version.starts_with("wharf.dev/");
     let is_wharf_kind = matches!(kind.as_str(), "Pipeline" | "SlaCheck");
-    if !is_wharf_group && !(api_version.is_empty() && is_wharf_kind) {
+    // A Wharf kind without apiVersion is still ours (and gets told its apiVersion is missing).
+    let ours = is_wharf_group || (api_version.is_empty() && is_wharf_kind);
+    if !ours {
         return document(Outcome::NotWharf { api_version });
     }
     let mut problems = Vec::new();

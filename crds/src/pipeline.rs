@@ -14,6 +14,8 @@ use crate::{defaults, rules};
 
 /// A queue-driven workload: where messages come from, what processes them, where the results
 /// go, and how the worker pods that run it are sized and scaled.
+// Several `printcolumn(...)` entries repeat keys such as `type_` by design.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "wharf.dev",
@@ -361,10 +363,10 @@ pub struct S3Sink {
     /// Name of the bucket.
     #[schemars(length(min = 3, max = 63))]
     pub bucket: String,
-    /// Prefix for keys the processor does not choose itself.
-    #[serde(default)]
-    #[schemars(length(max = 512))]
-    pub prefix: String,
+    /// Prefix for keys the processor does not choose itself (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub prefix: Option<String>,
 }
 
 /// Where permanently failing messages go.

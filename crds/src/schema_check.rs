@@ -36,10 +36,8 @@ pub(crate) fn check(schema: &Value, value: &Value, path: &FieldPath, out: &mut V
         Some("string") => check_string(schema, value, path, out),
         Some("integer") => check_number(schema, value, path, out, true),
         Some("number") => check_number(schema, value, path, out, false),
-        Some("boolean") => {
-            if !value.is_boolean() {
-                out.push(type_problem(path, "true or false", value));
-            }
+        Some("boolean") if !value.is_boolean() => {
+            out.push(type_problem(path, "true or false", value));
         }
         _ => {}
     }

@@ -11,6 +11,8 @@ use crate::{defaults, rules};
 
 /// A test command run on a schedule against a service; each run's result is published to SNS
 /// (and its log to S3) and counted towards a success-rate objective.
+// Several `printcolumn(...)` entries repeat keys such as `type_` by design.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "wharf.dev",

@@ -1,1 +1,5 @@
-//! placeholder
+//! Everything that touches a message: the actix runtime that polls, processes, delivers and
+//! acknowledges; the ports and adapters for AWS and the embedded backend; envelope unwrapping;
+//! and the processors.
+
+pub mod io;

@@ -1,0 +1,139 @@
+//! moto's AWS-compatible server (SQS, SNS, S3, DynamoDB, Kinesis on one port).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
+use wharf_workers::io::aws::{AwsOverrides, sdk_config};
+
+use crate::process::{follow_test_process, free_port, wait_for_port};
+
+/// moto's fixed account id; queue URLs and ARNs carry it.
+pub const ACCOUNT_ID: &str = "123456789012";
+/// Region every test client uses.
+pub const REGION: &str = "us-east-1";
+
+/// A running moto server.
+#[derive(Debug)]
+pub struct Moto {
+    pub port: u16,
+    pub endpoint: String,
+    pub log: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+fn moto_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("WHARF_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    crate::workspace_root().join(".venv/bin/moto_server")
+}
+
+impl Moto {
+    /// The server shared by every test of this process.
+    pub fn shared() -> &'static Moto {
+        static SHARED: OnceLock<Moto> = OnceLock::new();
+        SHARED.get_or_init(Moto::start)
+    }
+
+    /// A server of its own, for tests that stop and resume it.
+    pub fn start() -> Moto {
+        let binary = moto_binary();
+        assert!(
+            binary.exists(),
+            "moto's server is not installed at {}: run scripts/test.sh (it creates .venv with \
+             moto[server]) or point WHARF_MOTO_SERVER at a moto_server binary",
+            binary.display()
+        );
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("wharf-moto-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("temp dir is writable");
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log file handle"))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        follow_test_process(&child);
+        assert!(
+            wait_for_port(port, Duration::from_secs(60)),
+            "moto did not listen on port {port} within 60 s; see {}",
+            log.display()
+        );
+        Moto {
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+            child: Mutex::new(Some(child)),
+        }
+    }
+
+    /// Overrides that point Wharf's AWS clients at this server with test credentials.
+    pub fn overrides(&self) -> AwsOverrides {
+        AwsOverrides {
+            endpoint_url: Some(self.endpoint.clone()),
+            region: Some(REGION.to_owned()),
+            credentials: Some(SharedCredentialsProvider::new(Credentials::new(
+                "testing",
+                "testing",
+                None,
+                None,
+                "wharf-tests",
+            ))),
+        }
+    }
+
+    /// SDK configuration for clients that talk to this server.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config(None, &self.overrides()).await
+    }
+
+    /// Environment for a child process (a `wharf` worker) that talks to this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ]
+    }
+
+    /// The URL moto gives a queue of this name.
+    pub fn queue_url(&self, name: &str) -> String {
+        format!("{}/{ACCOUNT_ID}/{name}", self.endpoint)
+    }
+
+    /// Freezes the server (SIGSTOP): connections hang and time out, state is kept.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let guard = self.child.lock().expect("moto child lock");
+        let child = guard.as_ref().expect("moto is running");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill is available");
+        assert!(status.success(), "kill -{signal} moto failed");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.child.lock()
+            && let Some(mut child) = guard.take()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

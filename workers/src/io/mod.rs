@@ -1,0 +1,7 @@
+//! Ports (traits) for queues, topics, streams, object stores and tables, and their adapters:
+//! `aws` (the AWS SDK, for AWS and AWS-compatible endpoints) and `memory` (in process).
+
+pub mod aws;
+mod ports;
+
+pub use ports::*;
