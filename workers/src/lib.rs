@@ -2,4 +2,6 @@
 //! acknowledges; the ports and adapters for AWS and the embedded backend; envelope unwrapping;
 //! and the processors.
 
+pub mod envelope;
 pub mod io;
+pub mod processors;
