@@ -4,4 +4,6 @@
 
 pub mod envelope;
 pub mod io;
+pub mod processing;
 pub mod processors;
+pub mod runtime;

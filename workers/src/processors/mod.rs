@@ -79,6 +79,14 @@ pub trait Processor: Send + Sync + std::fmt::Debug {
     fn kind(&self) -> ProcessorKind;
 
     async fn process(&self, payload: &Payload, context: &MessageContext) -> Outcome;
+
+    /// What happens to a permanently failing message when the Pipeline has no dead-letter
+    /// sink: `false` (the default) leaves it to the source queue's redrive policy; `true`
+    /// deletes it with a warning and a metric, for processors whose original service dropped
+    /// invalid input.
+    fn drops_invalid_without_dead_letter(&self) -> bool {
+        false
+    }
 }
 
 /// Why a processor could not be built for a spec.
