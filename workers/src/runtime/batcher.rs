@@ -24,6 +24,10 @@ pub const MAX_ENTRY_ATTEMPTS: u32 = 5;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(100);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(3);
 
+/// What one batch call gives back: the entries it was given (so the failed ones can be
+/// retried) and which of them failed, or why the whole call failed.
+pub type BatchCall<E> = BoxFuture<'static, (Vec<E>, Result<BatchFailures, IoError>)>;
+
 /// A destination that accepts entries in batches.
 pub trait BatchTarget: Send + Sync + 'static {
     type Entry: Send + Unpin + 'static;
@@ -38,10 +42,7 @@ pub trait BatchTarget: Send + Sync + 'static {
     /// Calls that may be in flight at once; 1 keeps entries in order (Kinesis, FIFO queues).
     fn max_concurrent_calls(&self) -> usize;
     /// Sends one batch; returns the entries with the result so they can be retried.
-    fn send(
-        &self,
-        entries: Vec<Self::Entry>,
-    ) -> BoxFuture<'static, (Vec<Self::Entry>, Result<BatchFailures, IoError>)>;
+    fn send(&self, entries: Vec<Self::Entry>) -> BatchCall<Self::Entry>;
 }
 
 /// Entries that could not be made durable.

@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-
-use super::batcher::BatchTarget;
+use super::batcher::{BatchCall, BatchTarget};
 use crate::io::{
-    BatchFailures, IoError, KINESIS_BATCH_BYTES, KINESIS_BATCH_LIMIT, ObjectStore, OutgoingMessage,
-    Queue, SQS_BATCH_LIMIT, SQS_MESSAGE_BYTES, StoredObject, Stream, StreamRecord, Topic,
+    KINESIS_BATCH_BYTES, KINESIS_BATCH_LIMIT, ObjectStore, OutgoingMessage, Queue, SQS_BATCH_LIMIT,
+    SQS_MESSAGE_BYTES, StoredObject, Stream, StreamRecord, Topic,
 };
 
 /// Calls in flight at once where entry order does not matter.
@@ -36,10 +34,7 @@ impl BatchTarget for StreamTarget {
     fn max_concurrent_calls(&self) -> usize {
         1
     }
-    fn send(
-        &self,
-        entries: Vec<StreamRecord>,
-    ) -> BoxFuture<'static, (Vec<StreamRecord>, Result<BatchFailures, IoError>)> {
+    fn send(&self, entries: Vec<StreamRecord>) -> BatchCall<StreamRecord> {
         let stream = self.0.clone();
         Box::pin(async move {
             let result = stream.put_records(&entries).await;
@@ -74,10 +69,7 @@ impl BatchTarget for QueueSendTarget {
     fn max_concurrent_calls(&self) -> usize {
         if self.fifo { 1 } else { PARALLEL_CALLS }
     }
-    fn send(
-        &self,
-        entries: Vec<OutgoingMessage>,
-    ) -> BoxFuture<'static, (Vec<OutgoingMessage>, Result<BatchFailures, IoError>)> {
+    fn send(&self, entries: Vec<OutgoingMessage>) -> BatchCall<OutgoingMessage> {
         let queue = self.queue.clone();
         Box::pin(async move {
             let result = queue.send_batch(&entries).await;
@@ -108,10 +100,7 @@ impl BatchTarget for TopicTarget {
     fn max_concurrent_calls(&self) -> usize {
         PARALLEL_CALLS
     }
-    fn send(
-        &self,
-        entries: Vec<OutgoingMessage>,
-    ) -> BoxFuture<'static, (Vec<OutgoingMessage>, Result<BatchFailures, IoError>)> {
+    fn send(&self, entries: Vec<OutgoingMessage>) -> BatchCall<OutgoingMessage> {
         let topic = self.0.clone();
         Box::pin(async move {
             let result = topic.publish_batch(&entries).await;
@@ -142,10 +131,7 @@ impl BatchTarget for ObjectTarget {
     fn max_concurrent_calls(&self) -> usize {
         2 * PARALLEL_CALLS
     }
-    fn send(
-        &self,
-        entries: Vec<StoredObject>,
-    ) -> BoxFuture<'static, (Vec<StoredObject>, Result<BatchFailures, IoError>)> {
+    fn send(&self, entries: Vec<StoredObject>) -> BatchCall<StoredObject> {
         let store = self.0.clone();
         Box::pin(async move {
             let mut result = Ok(Vec::new());
@@ -182,10 +168,7 @@ impl BatchTarget for DeleteTarget {
     fn max_concurrent_calls(&self) -> usize {
         PARALLEL_CALLS
     }
-    fn send(
-        &self,
-        entries: Vec<String>,
-    ) -> BoxFuture<'static, (Vec<String>, Result<BatchFailures, IoError>)> {
+    fn send(&self, entries: Vec<String>) -> BatchCall<String> {
         let queue = self.0.clone();
         Box::pin(async move {
             let result = queue.delete_batch(&entries).await;
