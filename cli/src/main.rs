@@ -1,6 +1,8 @@
 //! `wharf`: one binary for the operator, the worker, local runs and the tools around them.
 
 mod commands;
+mod pipeline_file;
+mod shutdown;
 
 use std::process::ExitCode;
 
@@ -29,11 +31,11 @@ enum Command {
     /// Run the operator: reconcile Pipelines and SlaChecks in the cluster.
     Operator(commands::unavailable::Args),
     /// Run a worker for one Pipeline (the operator starts these in pods).
-    Worker(commands::unavailable::Args),
+    Worker(commands::worker::Args),
     /// Run a Pipeline in this process, on the embedded backend or an AWS-compatible endpoint.
-    Run(commands::unavailable::Args),
+    Run(commands::run::Args),
     /// Run one message through a processor, with no I/O, and print the outcome as JSON.
-    Invoke(commands::unavailable::Args),
+    Invoke(commands::invoke::Args),
     /// Run an SLA check loop (the command a SlaCheck's pod runs).
     Sla(commands::unavailable::Args),
     /// Print the CustomResourceDefinitions of Pipeline and SlaCheck.
@@ -46,18 +48,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Operator(_) => commands::unavailable::run("operator", "the operator"),
-        Command::Worker(_) => commands::unavailable::run("worker", "the worker runtime"),
-        Command::Run(_) => commands::unavailable::run("run", "the worker runtime"),
-        Command::Invoke(_) => commands::unavailable::run("invoke", "the worker runtime"),
+        Command::Worker(args) => commands::worker::run(&args),
+        Command::Run(args) => commands::run::run(&args),
+        Command::Invoke(args) => commands::invoke::run(&args),
         Command::Sla(_) => commands::unavailable::run("sla", "the SLA runner"),
         Command::Crds(args) => commands::crds::run(&args),
         Command::Validate(args) => commands::validate::run(&args),
     };
     match result {
         Ok(code) => code,
+        // A closed pipe (`wharf crds | head`) is the reader's choice, not a failure.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(1)
         }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

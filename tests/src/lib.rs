@@ -3,14 +3,18 @@
 //! test run leaves nothing behind).
 //!
 //! - [`moto::Moto`]: moto's AWS-compatible server, from the venv `scripts/test.sh` creates.
+//! - [`faults`]: port decorators that inject the failures emulators cannot produce on demand.
+//! - [`scripted::ScriptedProcessor`]: a processor each message scripts, for runtime tests.
 //! - [`kube_cluster::KubeCluster`]: etcd + kube-apiserver + kube-controller-manager, built by
 //!   `scripts/kube-test-cluster.sh build`.
 //!
 //! A missing server is a loud failure that says how to install it, never a silent skip.
 
+pub mod faults;
 pub mod kube_cluster;
 pub mod moto;
-mod process;
+pub mod process;
+pub mod scripted;
 
 pub use kube_cluster::KubeCluster;
 pub use moto::Moto;

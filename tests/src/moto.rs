@@ -137,3 +137,49 @@ impl Drop for Moto {
         }
     }
 }
+
+/// Every record in a Kinesis stream, shard by shard, as (partition key, data).
+pub async fn stream_records(
+    config: &aws_config::SdkConfig,
+    stream: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let kinesis = aws_sdk_kinesis::Client::new(config);
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards")
+        .shards
+        .unwrap_or_default();
+    let mut records = Vec::new();
+    for shard in shards {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator;
+        while let Some(current) = iterator.take() {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(current)
+                .limit(10_000)
+                .send()
+                .await
+                .expect("GetRecords");
+            let empty = page.records().is_empty();
+            records.extend(page.records().iter().map(|r| {
+                (r.partition_key.clone().unwrap_or_default(), r.data.as_ref().to_vec())
+            }));
+            if empty {
+                break;
+            }
+            iterator = page.next_shard_iterator;
+        }
+    }
+    records
+}

@@ -13,7 +13,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Kills `child` once this test process is gone, however it ends (even `kill -9`).
-pub(crate) fn follow_test_process(child: &Child) {
+pub fn follow_test_process(child: &Child) {
     let script = format!(
         "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill {child} 2>/dev/null; sleep 2; kill -9 {child} 2>/dev/null",
         owner = std::process::id(),

@@ -4,6 +4,7 @@
 
 pub mod envelope;
 pub mod io;
+pub mod observability;
 pub mod pod_deletion_cost;
 pub mod processing;
 pub mod processors;

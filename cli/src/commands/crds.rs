@@ -30,7 +30,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     match &args.write {
         None => {
-            print!("{}", crdgen::to_yaml(&crdgen::all_crds(cel))?);
+            std::io::Write::write_all(
+                &mut std::io::stdout().lock(),
+                crdgen::to_yaml(&crdgen::all_crds(cel))?.as_bytes(),
+            )?;
         }
         Some(dir) => {
             for (file, crd) in [

@@ -1,6 +1,7 @@
 //! `wharf validate -f FILE...`: check Pipeline and SlaCheck documents offline and print every
 //! problem with its file, resource and field path.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -32,13 +33,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no .yaml or .yml files found in the paths given with -f");
     }
+    let mut out = std::io::stdout().lock();
     let mut all_valid = true;
     let mut resources = 0usize;
     for file in &files {
         let documents = match manifest::load_file(file) {
             Ok(documents) => documents,
             Err(e) => {
-                println!("{e}");
+                writeln!(out, "{e}")?;
                 all_valid = false;
                 continue;
             }
@@ -48,29 +50,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             match document.outcome {
                 Outcome::Valid(_) => {
                     resources += 1;
-                    println!("{}: {label}: OK", file.display());
+                    writeln!(out, "{}: {label}: OK", file.display())?;
                 }
                 Outcome::Invalid(problems) => {
                     resources += 1;
                     all_valid = false;
                     let count = problems.len();
                     let noun = if count == 1 { "problem" } else { "problems" };
-                    println!("{}: {label}: {count} {noun}", file.display());
+                    writeln!(out, "{}: {label}: {count} {noun}", file.display())?;
                     for problem in problems {
-                        println!("  {problem}");
+                        writeln!(out, "  {problem}")?;
                     }
                 }
                 Outcome::NotWharf { api_version } => {
-                    println!(
+                    writeln!(out, 
                         "{}: {label}: skipped ({api_version} is not a Wharf resource)",
                         file.display()
-                    );
+                    )?;
                 }
             }
         }
     }
     if resources == 0 {
-        println!("no Pipeline or SlaCheck documents found");
+        writeln!(out, "no Pipeline or SlaCheck documents found")?;
         return Ok(ExitCode::from(1));
     }
     Ok(if all_valid {

@@ -87,6 +87,9 @@ pub trait Processor: Send + Sync + std::fmt::Debug {
     fn drops_invalid_without_dead_letter(&self) -> bool {
         false
     }
+
+    /// Adds the processor's own metrics (if it has any) to the worker's `/metrics`.
+    fn register_metrics(&self, _registry: &mut prometheus_client::registry::Registry) {}
 }
 
 /// Why a processor could not be built for a spec.

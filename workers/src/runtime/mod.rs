@@ -175,6 +175,12 @@ impl RunningPipeline {
         self.ledger.held()
     }
 
+    /// A handle that reports [`Self::held`], for tasks that outlive a borrow of the pipeline.
+    pub fn held_counter(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let ledger = self.ledger.clone();
+        move || ledger.held()
+    }
+
     /// Messages being processed now.
     pub fn processing(&self) -> usize {
         self.ledger.processing()
