@@ -92,7 +92,8 @@ pub fn backlog(policy: &ScalingPolicy, observation: &BacklogObservation) -> u64 
 ///
 /// desired = ceil(backlog / targetBacklogPerReplica), kept within [minReplicas, maxReplicas];
 /// a pipeline at zero starts only after [`ACTIVATION_POLLS`] polls above `activationBacklog`;
-/// fewer pods only after `scaleDownStabilizationSeconds` of lower desire; zero pods only when
+/// fewer pods only after `scaleDownStabilizationSeconds` of lower desire (a lowered
+/// `maxReplicas` applies at once); zero pods only when
 /// nothing is visible or in flight (a message being processed always keeps one pod).
 pub fn decide(
     policy: &ScalingPolicy,
@@ -191,6 +192,17 @@ pub fn decide(
                 replicas_word(desired)
             ),
             None,
+        );
+    }
+
+    // A lowered maxReplicas is a limit, not a wish: it applies at once.
+    if current > max {
+        return change(
+            desired,
+            format!(
+                "maxReplicas {max} < {current} → {desired} {}",
+                replicas_word(desired)
+            ),
         );
     }
 
@@ -459,6 +471,17 @@ mod tests {
                 state: state(1, 0, Some((0, 1))),
                 replicas: 1,
                 reason: "backlog 0 needs 1 replica at 50 each; no change",
+            },
+            Case {
+                name: "a lowered maxReplicas applies without waiting for the window",
+                policy: ScalingPolicy {
+                    max_replicas: 3,
+                    ..p.clone()
+                },
+                observation: observation(1000, 0, 0, 0),
+                state: state(8, 5, None),
+                replicas: 3,
+                reason: "maxReplicas 3 < 8 → 3 replicas",
             },
             Case {
                 name: "an inverted policy does not panic and respects minReplicas",

@@ -124,40 +124,7 @@ pub async fn reconcile(
         .ok_or_else(|| ReconcileError::MissingNamespace(name.clone()))?;
     let problems = pipeline.validate();
     if !problems.is_empty() {
-        let message = problem::render(&problems);
-        info!(pipeline = %name, %namespace, %message, "invalid Pipeline; leaving its workers alone");
-        ctx.scalers.stop(&ObjectRef::from_obj(pipeline.as_ref()));
-        let observed = [
-            Observed::new(READY, false, reason::INVALID_SPEC, message.clone()),
-            Observed::new(
-                SCALING,
-                false,
-                reason::INVALID_SPEC,
-                "not scaled while the spec is invalid",
-            ),
-            Observed::new(
-                DEGRADED,
-                false,
-                reason::INVALID_SPEC,
-                "workers are left as they are until the spec is fixed",
-            ),
-        ];
-        let previous = pipeline.status.clone().unwrap_or_default();
-        let status = PipelineStatus {
-            observed_generation: pipeline.metadata.generation,
-            conditions: conditions::build(
-                &observed,
-                &previous.conditions,
-                pipeline.metadata.generation,
-                Timestamp::now(),
-            ),
-            processor: pipeline.spec.processor.kind().map(|k| k.to_string()),
-            selector: Some(resources::selector_string(&name)),
-            ..previous.clone()
-        };
-        apply_status(&ctx, &pipeline, &namespace, &status).await?;
-        publish_transitions(&ctx, &pipeline, &observed, &previous.conditions).await;
-        return Ok(Action::requeue(INVALID_RESYNC));
+        return report_invalid(&pipeline, &ctx, &namespace, &problems).await;
     }
 
     let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -236,6 +203,56 @@ pub async fn reconcile(
         .set(i64::from(replicas));
     debug!(pipeline = %name, %namespace, replicas, "reconciled");
     Ok(Action::requeue(RESYNC))
+}
+
+/// An invalid spec: `Ready=False` with every problem in the message, a Warning Event on the
+/// transition, the scaler stopped and the workers left exactly as they are.
+async fn report_invalid(
+    pipeline: &Pipeline,
+    ctx: &Context,
+    namespace: &str,
+    problems: &[wharf_crds::Problem],
+) -> Result<Action, ReconcileError> {
+    let name = pipeline.name_any();
+    // A condition message holds at most 32 KiB.
+    let message = truncate(&problem::render(problems), 32 * 1024 - 8);
+    info!(pipeline = %name, %namespace, %message, "invalid Pipeline; leaving its workers alone");
+    ctx.scalers.stop(&ObjectRef::from_obj(pipeline));
+    let observed = [
+        Observed::new(READY, false, reason::INVALID_SPEC, message),
+        Observed::new(
+            SCALING,
+            false,
+            reason::INVALID_SPEC,
+            "not scaled while the spec is invalid",
+        ),
+        Observed::new(
+            DEGRADED,
+            false,
+            reason::INVALID_SPEC,
+            "workers are left as they are until the spec is fixed",
+        ),
+    ];
+    let previous = pipeline.status.clone().unwrap_or_default();
+    let status = PipelineStatus {
+        observed_generation: pipeline.metadata.generation,
+        conditions: conditions::build(
+            &observed,
+            &previous.conditions,
+            pipeline.metadata.generation,
+            Timestamp::now(),
+        ),
+        processor: pipeline.spec.processor.kind().map(|k| k.to_string()),
+        selector: Some(resources::selector_string(&name)),
+        // Not observed this time: what was last seen stays, and nothing owned by others.
+        processed: None,
+        failed: None,
+        dead_lettered: None,
+        ..previous.clone()
+    };
+    apply_status(ctx, pipeline, namespace, &status).await?;
+    publish_transitions(ctx, pipeline, &observed, &previous.conditions).await;
+    Ok(Action::requeue(INVALID_RESYNC))
 }
 
 /// The replica count the Deployment is applied with: `spec.replicas` without autoscaling;

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use wharf_crds::pipeline::{Backlog, ScaleChange, ScalingPolicy};
 use wharf_crds::{AwsSettings, Pipeline};
-use wharf_workers::io::{Backend, Queue};
+use wharf_workers::io::{Backend, IoError, Queue};
 
 use crate::autoscaler::{BacklogObservation, ScalerState, decide};
 use crate::controller::{FIELD_MANAGER, ScalerControl};
@@ -99,6 +99,17 @@ impl Scalers {
     }
 }
 
+impl Scalers {
+    /// Whether a loop is running for the Pipeline.
+    pub fn is_running(&self, pipeline: &ObjectRef<Pipeline>) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(pipeline)
+            .is_some_and(|r| !r.stop.is_cancelled())
+    }
+}
+
 impl ScalerControl for Scalers {
     fn ensure_running(&self, pipeline: &Pipeline) {
         let key = ObjectRef::from_obj(pipeline);
@@ -138,10 +149,53 @@ impl ScalerControl for Scalers {
     }
 }
 
+/// Why the source queue's depth could not be read this poll.
+#[derive(Debug, thiserror::Error)]
+pub enum DepthError {
+    #[error(
+        "reading the depth of {queue} timed out after {seconds}s; replicas are left as they are"
+    )]
+    Timeout { queue: String, seconds: u64 },
+    #[error("{0}; replicas are left as they are")]
+    Queue(#[from] IoError),
+}
+
 /// The queues a loop polls.
 pub struct PipelineQueues {
     pub source: Arc<dyn Queue>,
     pub dead_letter: Option<Arc<dyn Queue>>,
+}
+
+impl PipelineQueues {
+    /// Reads the source (and dead-letter) queue depth, each read bounded by [`DEPTH_TIMEOUT`].
+    pub async fn observe(&self, now: Timestamp) -> Result<BacklogObservation, DepthError> {
+        let source = &self.source;
+        let depth = tokio::time::timeout(DEPTH_TIMEOUT, source.depth())
+            .await
+            .map_err(|_| DepthError::Timeout {
+                queue: source.url().to_owned(),
+                seconds: DEPTH_TIMEOUT.as_secs(),
+            })??;
+        // The dead-letter count is informative only: failing to read it never blocks scaling.
+        let dead_letter = match &self.dead_letter {
+            Some(queue) => match tokio::time::timeout(DEPTH_TIMEOUT, queue.depth()).await {
+                Ok(Ok(d)) => Some(d.visible),
+                Ok(Err(error)) => {
+                    debug!(queue = %queue.url(), %error, "dead-letter depth unavailable");
+                    None
+                }
+                Err(_) => None,
+            },
+            None => None,
+        };
+        Ok(BacklogObservation {
+            visible: depth.visible,
+            in_flight: depth.in_flight,
+            delayed: depth.delayed,
+            dead_letter,
+            observed_at: now,
+        })
+    }
 }
 
 /// One Pipeline's loop: polls until stopped or the Pipeline is gone.
@@ -176,7 +230,11 @@ async fn run(
             debug!(pipeline = %key.name, "Pipeline is gone; autoscaler ends");
             break;
         };
-        scaler.poll(&pipeline, Timestamp::now()).await;
+        // A poll stuck on an unresponsive API server must not delay a stop.
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = scaler.poll(&pipeline, Timestamp::now()) => {}
+        }
     }
     // Marks this loop finished, so a Pipeline re-created with the same spec gets a new one.
     stop.cancel();
@@ -243,9 +301,10 @@ impl PipelineScaler {
             None => ScalerState::starting_at(current),
         };
 
-        let observation = match self.observe(now).await {
+        let observation = match self.queues.observe(now).await {
             Ok(observation) => observation,
-            Err(message) => {
+            Err(error) => {
+                let message = error.to_string();
                 let mut changed = false;
                 self.shared.reports.update(&self.key, |report| {
                     changed = report.queue_error.as_deref() != Some(message.as_str());
@@ -333,40 +392,6 @@ impl PipelineScaler {
             self.refresh();
         }
         outcome
-    }
-
-    /// Reads the source (and dead-letter) queue depth, each read bounded by [`DEPTH_TIMEOUT`].
-    async fn observe(&self, now: Timestamp) -> Result<BacklogObservation, String> {
-        let source = &self.queues.source;
-        let depth = tokio::time::timeout(DEPTH_TIMEOUT, source.depth())
-            .await
-            .map_err(|_| {
-                format!(
-                    "reading the depth of {} timed out after {}s",
-                    source.url(),
-                    DEPTH_TIMEOUT.as_secs()
-                )
-            })?
-            .map_err(|e| e.to_string())?;
-        // The dead-letter count is informative only: failing to read it never blocks scaling.
-        let dead_letter = match &self.queues.dead_letter {
-            Some(queue) => match tokio::time::timeout(DEPTH_TIMEOUT, queue.depth()).await {
-                Ok(Ok(d)) => Some(d.visible),
-                Ok(Err(error)) => {
-                    debug!(queue = %queue.url(), %error, "dead-letter depth unavailable");
-                    None
-                }
-                Err(_) => None,
-            },
-            None => None,
-        };
-        Ok(BacklogObservation {
-            visible: depth.visible,
-            in_flight: depth.in_flight,
-            delayed: depth.delayed,
-            dead_letter,
-            observed_at: now,
-        })
     }
 
     /// A Normal Event `ScaledUp` / `ScaledDown` whose note is the decision's reason.

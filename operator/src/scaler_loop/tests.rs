@@ -268,3 +268,65 @@ async fn an_unreachable_queue_keeps_replicas_and_reports_the_error() {
         "no patch while the queue is unreachable"
     );
 }
+
+#[tokio::test]
+async fn loops_start_once_per_spec_end_with_their_pipeline_and_restart_when_it_returns() {
+    let (service, _server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let client = Client::new(service, "default");
+    let (refresh, _refreshes) = mpsc::channel(8);
+    let (store, mut writer) = reflector::store::<Pipeline>();
+    let shared = ScalerShared {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "wharf-operator".to_owned(),
+                instance: None,
+            },
+        ),
+        client,
+        reports: ScaleReports::default(),
+        backends: Arc::new(|_| unreachable_backend()),
+        store,
+        refresh,
+        metrics: crate::metrics::Metrics::default(),
+    };
+    let shutdown = CancellationToken::new();
+    let scalers = Scalers::new(shared, shutdown.clone());
+    let mut pipeline = telemetry_pipeline();
+    pipeline.spec.scaling = Some(ScalingPolicy {
+        poll_interval_seconds: 3600,
+        ..policy()
+    });
+    let key = ObjectRef::from_obj(&pipeline);
+
+    // Not in the controller's cache: the loop sees the Pipeline gone and ends on its own.
+    scalers.ensure_running(&pipeline);
+    assert!(scalers.is_running(&key));
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while scalers.is_running(&key) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the loop of a deleted Pipeline ends");
+
+    // Re-created with the same spec: a new loop, which keeps running while the Pipeline exists.
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(pipeline.clone()));
+    scalers.ensure_running(&pipeline);
+    assert!(scalers.is_running(&key));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(scalers.is_running(&key));
+
+    let mut without_scaling = pipeline.clone();
+    without_scaling.spec.scaling = None;
+    scalers.ensure_running(&without_scaling);
+    assert!(
+        !scalers.is_running(&key),
+        "removing spec.scaling stops the loop"
+    );
+
+    scalers.ensure_running(&pipeline);
+    assert!(scalers.is_running(&key));
+    shutdown.cancel();
+    assert!(!scalers.is_running(&key), "shutdown stops every loop");
+}
