@@ -28,8 +28,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the operator: reconcile Pipelines and SlaChecks in the cluster.
-    Operator(commands::unavailable::Args),
+    /// Run the operator: reconcile Pipelines and scale their workers on queue depth.
+    Operator(commands::operator::Args),
     /// Run a worker for one Pipeline (the operator starts these in pods).
     Worker(commands::worker::Args),
     /// Run a Pipeline in this process, on the embedded backend or an AWS-compatible endpoint.
@@ -47,7 +47,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Operator(_) => commands::unavailable::run("operator", "the operator"),
+        Command::Operator(args) => commands::operator::run(&args),
         Command::Worker(args) => commands::worker::run(&args),
         Command::Run(args) => commands::run::run(&args),
         Command::Invoke(args) => commands::invoke::run(&args),

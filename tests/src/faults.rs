@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use wharf_workers::io::{
-    Backend, BatchFailures, EntryFailure, IoError, ObjectStore, Queue, Stream, StreamRecord,
-    Table, Topic,
+    Backend, BatchFailures, EntryFailure, IoError, ObjectStore, Queue, Stream, StreamRecord, Table,
+    Topic,
 };
 
 /// Fails every `nth` record of each PutRecords call with `ProvisionedThroughputExceeded` —

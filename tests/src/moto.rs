@@ -173,7 +173,10 @@ pub async fn stream_records(
                 .expect("GetRecords");
             let empty = page.records().is_empty();
             records.extend(page.records().iter().map(|r| {
-                (r.partition_key.clone().unwrap_or_default(), r.data.as_ref().to_vec())
+                (
+                    r.partition_key.clone().unwrap_or_default(),
+                    r.data.as_ref().to_vec(),
+                )
             }));
             if empty {
                 break;

@@ -49,7 +49,12 @@ impl Processor for ScriptedProcessor {
 
     async fn process(&self, payload: &Payload, context: &MessageContext) -> Outcome {
         let words: Vec<&str> = payload.body.split_whitespace().collect();
-        let number = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+        let number = |i: usize| {
+            words
+                .get(i)
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         match words.as_slice() {
             ["ok", id, ..] => self.outputs(id, number(2) as usize),
             ["permanent", id] => Outcome::Permanent(format!("{id} is poison")),

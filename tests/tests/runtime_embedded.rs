@@ -131,7 +131,11 @@ fn every_output_lands_exactly_once_in_partition_order_and_the_queue_empties() {
             .filter(|b| b.starts_with(&format!("m{i}#")))
             .collect();
         let expected: Vec<String> = (0..3).map(|n| format!("m{i}#{n}")).collect();
-        assert_eq!(of_message, expected.iter().collect::<Vec<_>>(), "order of m{i}");
+        assert_eq!(
+            of_message,
+            expected.iter().collect::<Vec<_>>(),
+            "order of m{i}"
+        );
     }
     assert!(setup.memory.queue_messages(DEAD_LETTER).is_empty());
 }
@@ -187,11 +191,17 @@ fn a_panicking_processor_fails_only_that_message() {
     });
 
     assert_eq!(stats.processed, 10);
-    assert_eq!(stats.dead_lettered, 1, "dead-lettered after retry.maxAttempts");
+    assert_eq!(
+        stats.dead_lettered, 1,
+        "dead-lettered after retry.maxAttempts"
+    );
     let dead = setup.memory.queue_messages(DEAD_LETTER);
     let reason = &dead[0].attributes[FAILURE_REASON_ATTRIBUTE];
     assert!(reason.contains("panicked"), "reason: {reason}");
-    assert!(reason.contains("gave up after 3 attempts"), "reason: {reason}");
+    assert!(
+        reason.contains("gave up after 3 attempts"),
+        "reason: {reason}"
+    );
 }
 
 #[test]
@@ -211,8 +221,13 @@ fn a_partially_failed_stream_batch_retries_only_its_failed_entries() {
     unique.dedup();
     assert_eq!(bodies.len(), 150, "no record written twice");
     assert_eq!(unique.len(), 150, "no record lost");
-    let stream = throttling.stream_named(STREAM).expect("the runtime used the stream");
-    assert!(stream.entries_failed() > 0, "the decorator injected failures");
+    let stream = throttling
+        .stream_named(STREAM)
+        .expect("the runtime used the stream");
+    assert!(
+        stream.entries_failed() > 0,
+        "the decorator injected failures"
+    );
     assert_eq!(
         stream.entries_sent(),
         150 + stream.entries_failed(),
@@ -267,7 +282,10 @@ fn a_drain_past_its_grace_period_releases_unfinished_messages_at_once() {
     assert_eq!(stats.processed, 0);
     let left = setup.memory.queue_messages(SOURCE);
     assert_eq!(left.len(), 1, "nothing lost");
-    assert!(left[0].visible, "released at once, not after its visibility timeout");
+    assert!(
+        left[0].visible,
+        "released at once, not after its visibility timeout"
+    );
 }
 
 #[test]
@@ -275,7 +293,8 @@ fn without_a_dead_letter_sink_poison_is_left_to_the_queue_redrive_policy() {
     let setup = setup(false, json!({}));
     let redrive = "https://sqs.local/000000000000/in-redrive";
     setup.memory.create_queue(redrive);
-    setup.memory
+    setup
+        .memory
         .configure_redrive(SOURCE, redrive, 2)
         .expect("both queues exist");
     send(&setup.memory, ["permanent p2".to_owned()]);

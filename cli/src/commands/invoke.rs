@@ -141,7 +141,11 @@ async fn invoke(args: &Args, spec: &PipelineSpec, body: &str) -> anyhow::Result<
         .map(|output| json!({"sink": output.sink, "record": readable_record(&output.record)}))
         .collect();
     let printed = json!({"outcome": outcome, "reason": reason, "outputs": outputs});
-    writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&printed)?)?;
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(&printed)?
+    )?;
     Ok(if outcome == "ok" {
         ExitCode::SUCCESS
     } else {
@@ -176,7 +180,11 @@ fn spec_for(args: &Args) -> anyhow::Result<PipelineSpec> {
                     bail!(
                         "--processor {kind} does not match the Pipeline in {}, which runs {}",
                         config.display(),
-                        pipeline.spec.processor.kind().map_or("nothing".to_owned(), |k| k.to_string())
+                        pipeline
+                            .spec
+                            .processor
+                            .kind()
+                            .map_or("nothing".to_owned(), |k| k.to_string())
                     );
                 }
             }
@@ -211,7 +219,6 @@ fn synthetic_spec(kind: ProcessorKind, settings: Value) -> anyhow::Result<Pipeli
         "source": {"sqs": {"queueUrl": "https://sqs.invoke.invalid/000000000000/invoke"}},
         "processor": {kind.field_name(): settings},
     });
-    serde_path_to_error::deserialize(spec).map_err(|e| {
-        anyhow::anyhow!("spec.{}: {}", e.path(), e.inner())
-    })
+    serde_path_to_error::deserialize(spec)
+        .map_err(|e| anyhow::anyhow!("spec.{}: {}", e.path(), e.inner()))
 }

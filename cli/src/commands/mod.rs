@@ -2,6 +2,7 @@
 
 pub mod crds;
 pub mod invoke;
+pub mod operator;
 pub mod run;
 pub mod unavailable;
 pub mod validate;

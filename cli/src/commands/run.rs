@@ -28,6 +28,8 @@ use crate::shutdown::shutdown_requested;
 
 /// Annotation naming the sample events `wharf run` seeds the queue with (relative to the file).
 pub const SAMPLE_EVENTS_ANNOTATION: &str = "wharf.dev/sample-events";
+/// Annotation naming the items `wharf run` puts in the embedded tables (relative to the file).
+pub const SAMPLE_TABLES_ANNOTATION: &str = "wharf.dev/sample-tables";
 /// Default `--until-idle` on the embedded backend, in seconds.
 const EMBEDDED_IDLE_SECONDS: f64 = 2.0;
 
@@ -71,8 +73,12 @@ pub struct Args {
     /// Messages to put on the source queue first (a file, a .jsonl file or a directory).
     #[arg(long, value_name = "DIR|FILE")]
     events: Option<PathBuf>,
-    /// Do not seed the source queue.
-    #[arg(long, conflicts_with = "events")]
+    /// Items to put in the embedded backend's tables first: a JSON object of table name to a
+    /// list of items (default: the Pipeline's wharf.dev/sample-tables annotation).
+    #[arg(long, value_name = "FILE")]
+    tables: Option<PathBuf>,
+    /// Do not seed the source queue or the tables.
+    #[arg(long, conflicts_with_all = ["events", "tables"])]
     no_seed: bool,
     /// Run against this AWS-compatible endpoint (e.g. http://127.0.0.1:5000 for moto).
     #[arg(long, value_name = "URL")]
@@ -138,10 +144,13 @@ impl ChosenBackend {
 }
 
 async fn choose_backend(args: &Args, pipeline: &Pipeline) -> ChosenBackend {
-    let endpoint = args
-        .endpoint_url
-        .clone()
-        .or_else(|| pipeline.spec.aws.as_ref().and_then(|a| a.endpoint_url.clone()));
+    let endpoint = args.endpoint_url.clone().or_else(|| {
+        pipeline
+            .spec
+            .aws
+            .as_ref()
+            .and_then(|a| a.endpoint_url.clone())
+    });
     let wants_aws = match args.backend {
         Some(BackendName::Aws) => true,
         Some(BackendName::Embedded) => false,
@@ -173,12 +182,27 @@ async fn run_pipeline(args: &Args, pipeline: Pipeline) -> anyhow::Result<Summary
     let source = shared.queue(&source_url);
     if let ChosenBackend::Embedded(memory) = &backend {
         outputs::prepare_embedded(memory, &pipeline)?;
+        if !args.no_seed
+            && let Some(path) = sample_path(
+                args.tables.as_ref(),
+                args,
+                &pipeline,
+                SAMPLE_TABLES_ANNOTATION,
+            )
+        {
+            seed::seed_tables(memory, &path).await?;
+        }
     }
 
     let seeded = if args.no_seed {
         0
     } else {
-        match sample_events(args, &pipeline) {
+        match sample_path(
+            args.events.as_ref(),
+            args,
+            &pipeline,
+            SAMPLE_EVENTS_ANNOTATION,
+        ) {
             Some(path) => seed::seed_queue(source.as_ref(), &path).await?,
             None => 0,
         }
@@ -186,7 +210,13 @@ async fn run_pipeline(args: &Args, pipeline: Pipeline) -> anyhow::Result<Summary
 
     let stats = RuntimeStats::default();
     let grace = settings.drain_timeout;
-    let running = RunningPipeline::start(spec, settings, processor.clone(), shared.clone(), stats.clone())?;
+    let running = RunningPipeline::start(
+        spec,
+        settings,
+        processor.clone(),
+        shared.clone(),
+        stats.clone(),
+    )?;
     let until_idle = args.until_idle.or(match backend {
         ChosenBackend::Embedded(_) => Some(EMBEDDED_IDLE_SECONDS),
         ChosenBackend::Aws(_) => None,
@@ -203,7 +233,10 @@ async fn run_pipeline(args: &Args, pipeline: Pipeline) -> anyhow::Result<Summary
             _ = &mut interrupted => break,
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
-        progress.show(&stats.snapshot(sink_names.iter().map(String::as_str)), running.held());
+        progress.show(
+            &stats.snapshot(sink_names.iter().map(String::as_str)),
+            running.held(),
+        );
         let Some(idle_for) = idle_for else { continue };
         if is_idle(source.as_ref(), &running).await {
             let since = *idle_since.get_or_insert_with(Instant::now);
@@ -215,7 +248,10 @@ async fn run_pipeline(args: &Args, pipeline: Pipeline) -> anyhow::Result<Summary
         }
     }
     progress.finish();
-    let elapsed_seconds = idle_since.unwrap_or_else(Instant::now).duration_since(started).as_secs_f64();
+    let elapsed_seconds = idle_since
+        .unwrap_or_else(Instant::now)
+        .duration_since(started)
+        .as_secs_f64();
     let drain = match running.drain(grace).await {
         DrainReport::Finished => "finished",
         DrainReport::Abandoned(_) => "grace period exceeded; unfinished messages released",
@@ -242,15 +278,18 @@ async fn run_pipeline(args: &Args, pipeline: Pipeline) -> anyhow::Result<Summary
     })
 }
 
-fn sample_events(args: &Args, pipeline: &Pipeline) -> Option<PathBuf> {
-    if let Some(events) = &args.events {
-        return Some(events.clone());
+/// A sample file given on the command line, or named by the Pipeline's `annotation` (relative to
+/// the Pipeline file).
+fn sample_path(
+    given: Option<&PathBuf>,
+    args: &Args,
+    pipeline: &Pipeline,
+    annotation: &str,
+) -> Option<PathBuf> {
+    if let Some(given) = given {
+        return Some(given.clone());
     }
-    let relative = pipeline
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(SAMPLE_EVENTS_ANNOTATION)?;
+    let relative = pipeline.metadata.annotations.as_ref()?.get(annotation)?;
     let base = args.file.parent().unwrap_or(Path::new("."));
     Some(base.join(relative))
 }
@@ -321,7 +360,11 @@ fn print_summary(format: OutputFormat, summary: &Summary) -> anyhow::Result<()> 
         writeln!(out, "  outputs        {sink}: {n}")?;
     }
     for destination in &summary.written_to {
-        writeln!(out, "  written to     {}: {}", destination.name, destination.location)?;
+        writeln!(
+            out,
+            "  written to     {}: {}",
+            destination.name, destination.location
+        )?;
     }
     Ok(())
 }

@@ -63,7 +63,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     }
                 }
                 Outcome::NotWharf { api_version } => {
-                    writeln!(out, 
+                    writeln!(
+                        out,
                         "{}: {label}: skipped ({api_version} is not a Wharf resource)",
                         file.display()
                     )?;

@@ -98,15 +98,15 @@ pub fn write_embedded(
             write_lines(&dir.join(format!("{}.jsonl", sink.name)), lines)?
         } else if let Some(sqs) = &sink.sqs {
             let messages = memory.queue_messages(&sqs.queue_url);
-            let lines = messages.iter().map(|m| {
-                json!({"body": m.body, "attributes": m.attributes, "groupId": m.group_id})
-            });
+            let lines = messages.iter().map(
+                |m| json!({"body": m.body, "attributes": m.attributes, "groupId": m.group_id}),
+            );
             write_lines(&dir.join(format!("{}.jsonl", sink.name)), lines)?
         } else if let Some(sns) = &sink.sns {
             let published = memory.published_messages(&sns.topic_arn);
-            let lines = published.iter().map(|m| {
-                json!({"message": m.body, "attributes": m.attributes, "groupId": m.group_id})
-            });
+            let lines = published.iter().map(
+                |m| json!({"message": m.body, "attributes": m.attributes, "groupId": m.group_id}),
+            );
             write_lines(&dir.join(format!("{}.jsonl", sink.name)), lines)?
         } else if let Some(s3) = &sink.s3 {
             write_objects(memory, &s3.bucket, &dir.join(&sink.name))?
@@ -119,10 +119,10 @@ pub fn write_embedded(
         });
     }
     let source_url = spec.sqs().map(|s| s.queue_url.clone()).unwrap_or_default();
-    let dead_letter_url = spec
-        .dead_letter
-        .as_ref()
-        .map_or_else(|| redrive_queue_url(&source_url), |d| d.sqs.queue_url.clone());
+    let dead_letter_url = spec.dead_letter.as_ref().map_or_else(
+        || redrive_queue_url(&source_url),
+        |d| d.sqs.queue_url.clone(),
+    );
     let dead_letters = memory.queue_messages(&dead_letter_url);
     let lines = dead_letters
         .iter()
