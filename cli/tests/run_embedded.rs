@@ -230,3 +230,70 @@ fn run_refuses_an_invalid_pipeline_naming_the_field() {
     );
     assert!(output.stdout.is_empty(), "nothing runs: {output:?}");
 }
+
+#[test]
+fn run_snapshot_status_example_counts_each_file_once_and_completes_the_finished_run() {
+    let out = tempfile::tempdir().expect("temp dir");
+    let output = wharf(&[
+        "run",
+        "-f",
+        "examples/snapshot-status.yaml",
+        "--output",
+        "json",
+        "--output-dir",
+        out.path().to_str().expect("utf-8 path"),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let summary = stdout_json(&output);
+    // Six sample messages: three data files (one of them delivered twice), one more for a
+    // second collection, a success file for a run whose only collection was received, and
+    // one without a collection name.
+    assert_eq!(summary["received"], 6);
+    assert_eq!(summary["deadLettered"], 1);
+    // A collection is announced once per received collection; the message that completed it
+    // announces it again if it is delivered again (its first announcement may have been lost),
+    // which the FIFO queue's content-based deduplication absorbs in AWS.
+    let announced: std::collections::BTreeSet<String> =
+        lines(&out.path().join("export-state.jsonl"))
+            .iter()
+            .map(|m| {
+                let body: Value =
+                    serde_json::from_str(m["body"].as_str().expect("a body")).expect("JSON body");
+                body["topic_name"].as_str().expect("topic_name").to_owned()
+            })
+            .collect();
+    assert_eq!(
+        announced.into_iter().collect::<Vec<_>>(),
+        ["core.contract", "core.statement"]
+    );
+    assert_eq!(
+        summary["outputs"]["monitoring"], 1,
+        "one for the completed run"
+    );
+
+    let collections = lines(&out.path().join("UCExportToCrownStatus.jsonl"));
+    let contract = collections
+        .iter()
+        .find(|c| c["CollectionName"] == "core.contract")
+        .expect("the core.contract collection");
+    assert_eq!(
+        contract["FilesReceived"], 2,
+        "the repeated file is counted once"
+    );
+    assert_eq!(contract["CollectionStatus"], "Received");
+    let products = lines(&out.path().join("data_pipeline_metadata.jsonl"));
+    let status = |run: &str| {
+        products
+            .iter()
+            .find(|p| p["Correlation_Id"] == run)
+            .map(|p| p["Status"].clone())
+    };
+    assert_eq!(status("run-2026-12-01"), Some("RECEIVED".into()));
+    assert_eq!(status("run-2026-11-30"), Some("COMPLETED".into()));
+    let dead = lines(&out.path().join("dead-letter.jsonl"));
+    assert!(
+        dead[0]["attributes"]
+            .to_string()
+            .contains("collection_name")
+    );
+}

@@ -610,6 +610,59 @@ spec:
         }
     }
 
+    /// `wharf_workers::pod_deletion_cost` finds the pod to annotate through these two
+    /// variables; a user's own `POD_NAME` would still win, since user variables come last.
+    #[test]
+    fn workers_learn_their_pod_name_and_namespace_from_the_downward_api() {
+        let d = deployment(&telemetry_pipeline(), 1, &defaults()).expect("deployment");
+        let env = env_of(&d);
+        for (name, path) in [
+            ("POD_NAME", "metadata.name"),
+            ("POD_NAMESPACE", "metadata.namespace"),
+        ] {
+            let var = env.iter().find(|e| e.name == name).expect(name);
+            assert_eq!(var.value, None, "{name} comes from the pod, not a literal");
+            let field = var
+                .value_from
+                .as_ref()
+                .and_then(|v| v.field_ref.as_ref())
+                .expect("a fieldRef");
+            assert_eq!(field.field_path, path, "{name}");
+        }
+    }
+
+    /// The worker Role in deploy/ grants what `PodDeletionCost::report` does (a PATCH of its
+    /// pod) and nothing wider than get + patch on pods.
+    #[test]
+    fn the_worker_role_allows_patching_pods_and_nothing_more() {
+        use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+        let text = include_str!("../../deploy/worker-rbac.yaml");
+        let documents: Vec<serde_json::Value> =
+            serde_saphyr::from_multiple(text).expect("deploy/worker-rbac.yaml is YAML");
+        let of_kind = |kind: &str| {
+            documents
+                .iter()
+                .find(|d| d["kind"] == kind)
+                .cloned()
+                .unwrap_or_else(|| panic!("a {kind} in deploy/worker-rbac.yaml"))
+        };
+        let role: Role = serde_json::from_value(of_kind("Role")).expect("a Role");
+        let rules = role.rules.expect("rules");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].api_groups, Some(vec![String::new()]));
+        assert_eq!(rules[0].resources, Some(vec!["pods".to_owned()]));
+        assert_eq!(rules[0].verbs, ["get", "patch"]);
+        let binding: RoleBinding =
+            serde_json::from_value(of_kind("RoleBinding")).expect("a RoleBinding");
+        assert_eq!(binding.role_ref.name, role.metadata.name.expect("a name"));
+        let subject = &binding.subjects.expect("subjects")[0];
+        let account = of_kind("ServiceAccount");
+        assert_eq!(
+            (subject.kind.as_str(), Some(subject.name.as_str())),
+            ("ServiceAccount", account["metadata"]["name"].as_str())
+        );
+    }
+
     #[test]
     fn a_spec_change_changes_the_pod_template() {
         let pipeline = telemetry_pipeline();

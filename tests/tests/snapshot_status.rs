@@ -4,9 +4,7 @@
 //! number of table round trips a message costs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -15,11 +13,9 @@ use wharf_crds::PipelineSpec;
 use wharf_tests::{Moto, unique_name};
 use wharf_workers::envelope::Payload;
 use wharf_workers::io::aws::AwsBackend;
+use wharf_workers::io::counting::{CountingBackend, TableCalls};
 use wharf_workers::io::memory::MemoryBackend;
-use wharf_workers::io::{
-    AttributeValue, Backend, IoError, Item, ItemUpdate, ObjectStore, OutgoingMessage, Queue,
-    Stream, Table, Topic, UpdateOutcome,
-};
+use wharf_workers::io::{AttributeValue, Backend, Item, OutgoingMessage};
 use wharf_workers::processors::{self, MessageContext, Outcome, Output, Processor};
 
 /// Two freshly created tables on one backend, and a processor using them.
@@ -83,7 +79,7 @@ impl Run {
             ("FilesReceived".to_owned(), n(0)),
         ]);
         self.backend
-            .inner
+            .inner()
             .table(&self.exports)
             .put(&item)
             .await
@@ -103,7 +99,7 @@ impl Run {
             ("CollectionName".to_owned(), s(name)),
         ]);
         self.backend
-            .inner
+            .inner()
             .table(&self.exports)
             .get(&key, true)
             .await
@@ -130,7 +126,7 @@ impl Run {
             ("DataProduct".to_owned(), s("SNAPSHOT_SENDER")),
         ]);
         self.backend
-            .inner
+            .inner()
             .table(&self.products)
             .get(&key, true)
             .await
@@ -320,8 +316,8 @@ async fn a_file_short_of_the_export_is_one_round_trip(run: Run) {
     run.backend.reset();
     run.deliver(&file("r5", "db.a", "a/1"), "m1").await;
     assert_eq!(
-        run.backend.counts(),
-        Counts {
+        run.backend.table_calls(),
+        TableCalls {
             get: 0,
             query: 0,
             update: 1,
@@ -332,8 +328,8 @@ async fn a_file_short_of_the_export_is_one_round_trip(run: Run) {
     run.backend.reset();
     run.deliver(&file("r5", "db.a", "a/1"), "m1").await;
     assert_eq!(
-        run.backend.counts(),
-        Counts {
+        run.backend.table_calls(),
+        TableCalls {
             get: 1,
             query: 0,
             update: 1,
@@ -460,118 +456,4 @@ async fn moto_fifo_queue_deduplicates_a_repeated_notification() {
         .await
         .expect("ReceiveMessage");
     assert_eq!(received.messages().len(), 1, "the repeat is deduplicated");
-}
-
-// ---- a backend whose tables count their calls ----
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Counts {
-    get: usize,
-    query: usize,
-    update: usize,
-    put: usize,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    get: AtomicUsize,
-    query: AtomicUsize,
-    update: AtomicUsize,
-    put: AtomicUsize,
-}
-
-#[derive(Debug)]
-struct CountingBackend {
-    inner: Arc<dyn Backend>,
-    counters: Arc<Counters>,
-}
-
-impl CountingBackend {
-    fn new(inner: Arc<dyn Backend>) -> Self {
-        Self {
-            inner,
-            counters: Arc::default(),
-        }
-    }
-
-    fn counts(&self) -> Counts {
-        Counts {
-            get: self.counters.get.load(Ordering::SeqCst),
-            query: self.counters.query.load(Ordering::SeqCst),
-            update: self.counters.update.load(Ordering::SeqCst),
-            put: self.counters.put.load(Ordering::SeqCst),
-        }
-    }
-
-    fn reset(&self) {
-        for counter in [
-            &self.counters.get,
-            &self.counters.query,
-            &self.counters.update,
-            &self.counters.put,
-        ] {
-            counter.store(0, Ordering::SeqCst);
-        }
-    }
-}
-
-impl Backend for CountingBackend {
-    fn queue(&self, url: &str) -> Arc<dyn Queue> {
-        self.inner.queue(url)
-    }
-    fn topic(&self, arn: &str) -> Arc<dyn Topic> {
-        self.inner.topic(arn)
-    }
-    fn stream(&self, name: &str) -> Arc<dyn Stream> {
-        self.inner.stream(name)
-    }
-    fn object_store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
-        self.inner.object_store(bucket)
-    }
-    fn table(&self, name: &str) -> Arc<dyn Table> {
-        Arc::new(CountingTable {
-            inner: self.inner.table(name),
-            counters: Arc::clone(&self.counters),
-        })
-    }
-}
-
-#[derive(Debug)]
-struct CountingTable {
-    inner: Arc<dyn Table>,
-    counters: Arc<Counters>,
-}
-
-#[async_trait]
-impl Table for CountingTable {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn get(&self, key: &Item, consistent: bool) -> Result<Option<Item>, IoError> {
-        self.counters.get.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key, consistent).await
-    }
-
-    async fn query(
-        &self,
-        partition_attribute: &str,
-        value: &AttributeValue,
-        consistent: bool,
-    ) -> Result<Vec<Item>, IoError> {
-        self.counters.query.fetch_add(1, Ordering::SeqCst);
-        self.inner
-            .query(partition_attribute, value, consistent)
-            .await
-    }
-
-    async fn update(&self, key: &Item, update: &ItemUpdate) -> Result<UpdateOutcome, IoError> {
-        self.counters.update.fetch_add(1, Ordering::SeqCst);
-        self.inner.update(key, update).await
-    }
-
-    async fn put(&self, item: &Item) -> Result<(), IoError> {
-        self.counters.put.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(item).await
-    }
 }

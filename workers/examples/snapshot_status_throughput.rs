@@ -12,10 +12,8 @@
 //! every data file again (redeliveries), then one success file per collection.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
@@ -25,11 +23,9 @@ use serde_json::json;
 use wharf_crds::PipelineSpec;
 use wharf_workers::envelope::Payload;
 use wharf_workers::io::aws::{AwsBackend, AwsOverrides, sdk_config};
+use wharf_workers::io::counting::{CountingBackend, TableCalls};
 use wharf_workers::io::memory::MemoryBackend;
-use wharf_workers::io::{
-    AttributeValue, Backend, IoError, Item, ItemUpdate, ObjectStore, Queue, Stream, Table, Topic,
-    UpdateOutcome,
-};
+use wharf_workers::io::{AttributeValue, Backend, Item};
 use wharf_workers::processors::{self, MessageContext, Outcome, Processor};
 
 #[derive(Debug)]
@@ -136,7 +132,7 @@ async fn measure(
     let processor = processors::build(&spec, Some(&as_backend)).map_err(|e| e.to_string())?;
 
     let per_collection = options.files.div_ceil(options.collections);
-    let exports_table = backend.inner.table(exports);
+    let exports_table = backend.inner().table(exports);
     for c in 0..options.collections {
         let item = Item::from([
             ("CorrelationId".to_owned(), AttributeValue::S("run".into())),
@@ -189,7 +185,7 @@ async fn measure(
         ("redelivered data files", &data_files),
         ("success files", &success_files),
     ] {
-        backend.counters.reset();
+        backend.reset();
         let started = Instant::now();
         let outcomes = deliver_all(processor.as_ref(), messages, options.concurrency).await;
         let elapsed = started.elapsed();
@@ -208,7 +204,7 @@ async fn measure(
             phase,
             messages.len(),
             elapsed,
-            &backend.counters,
+            backend.table_calls(),
             failed,
             outputs,
         );
@@ -243,20 +239,22 @@ fn report(
     phase: &str,
     messages: usize,
     elapsed: Duration,
-    counters: &Counters,
+    calls: TableCalls,
     failed: usize,
     outputs: usize,
 ) {
     let per_message = |n: usize| n as f64 / messages as f64;
-    let get = counters.get.load(Ordering::Relaxed);
-    let query = counters.query.load(Ordering::Relaxed);
-    let update = counters.update.load(Ordering::Relaxed);
-    let put = counters.put.load(Ordering::Relaxed);
+    let TableCalls {
+        get,
+        query,
+        update,
+        put,
+    } = calls;
     println!(
         "{phase:<24} {messages:>6} msgs  {:>9.0} msgs/s  {:.3} round trips/msg \
          (update {:.3}, get {:.3}, query {:.3}, put {:.3})  outputs {outputs}  failed {failed}",
         messages as f64 / elapsed.as_secs_f64(),
-        per_message(get + query + update + put),
+        per_message(calls.total()),
         per_message(update),
         per_message(get),
         per_message(query),
@@ -296,98 +294,4 @@ async fn create_table(
         .await
         .map_err(|e| format!("CreateTable {name}: {e:?}"))?;
     Ok(())
-}
-
-/// Table calls by operation.
-#[derive(Debug, Default)]
-struct Counters {
-    get: AtomicUsize,
-    query: AtomicUsize,
-    update: AtomicUsize,
-    put: AtomicUsize,
-}
-
-impl Counters {
-    fn reset(&self) {
-        for counter in [&self.get, &self.query, &self.update, &self.put] {
-            counter.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-/// A backend whose tables count their calls.
-#[derive(Debug)]
-struct CountingBackend {
-    inner: Arc<dyn Backend>,
-    counters: Arc<Counters>,
-}
-
-impl CountingBackend {
-    fn new(inner: Arc<dyn Backend>) -> Self {
-        Self {
-            inner,
-            counters: Arc::default(),
-        }
-    }
-}
-
-impl Backend for CountingBackend {
-    fn queue(&self, url: &str) -> Arc<dyn Queue> {
-        self.inner.queue(url)
-    }
-    fn topic(&self, arn: &str) -> Arc<dyn Topic> {
-        self.inner.topic(arn)
-    }
-    fn stream(&self, name: &str) -> Arc<dyn Stream> {
-        self.inner.stream(name)
-    }
-    fn object_store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
-        self.inner.object_store(bucket)
-    }
-    fn table(&self, name: &str) -> Arc<dyn Table> {
-        Arc::new(CountingTable {
-            inner: self.inner.table(name),
-            counters: Arc::clone(&self.counters),
-        })
-    }
-}
-
-#[derive(Debug)]
-struct CountingTable {
-    inner: Arc<dyn Table>,
-    counters: Arc<Counters>,
-}
-
-#[async_trait]
-impl Table for CountingTable {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn get(&self, key: &Item, consistent: bool) -> Result<Option<Item>, IoError> {
-        self.counters.get.fetch_add(1, Ordering::Relaxed);
-        self.inner.get(key, consistent).await
-    }
-
-    async fn query(
-        &self,
-        partition_attribute: &str,
-        value: &AttributeValue,
-        consistent: bool,
-    ) -> Result<Vec<Item>, IoError> {
-        self.counters.query.fetch_add(1, Ordering::Relaxed);
-        self.inner
-            .query(partition_attribute, value, consistent)
-            .await
-    }
-
-    async fn update(&self, key: &Item, update: &ItemUpdate) -> Result<UpdateOutcome, IoError> {
-        self.counters.update.fetch_add(1, Ordering::Relaxed);
-        self.inner.update(key, update).await
-    }
-
-    async fn put(&self, item: &Item) -> Result<(), IoError> {
-        self.counters.put.fetch_add(1, Ordering::Relaxed);
-        self.inner.put(item).await
-    }
 }

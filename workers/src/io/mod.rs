@@ -2,6 +2,7 @@
 //! `aws` (the AWS SDK, for AWS and AWS-compatible endpoints) and `memory` (in process).
 
 pub mod aws;
+pub mod counting;
 pub mod memory;
 mod ports;
 

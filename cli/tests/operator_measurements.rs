@@ -1,0 +1,366 @@
+//! Measurements of the operator on the real test control plane, printed rather than asserted
+//! (a timing threshold would fail on a busy machine and prove nothing on a quiet one). They
+//! are ignored by default; run them one at a time with `--ignored --nocapture`:
+//!
+//! ```text
+//! cargo test -p wharf --test operator_measurements -- --ignored --nocapture --test-threads 1
+//! WHARF_OPERATOR_BIN=target/release/wharf cargo test -p wharf --test operator_measurements \
+//!     measure_operator_with_200_pipelines -- --ignored --nocapture
+//! ```
+
+mod operator_support;
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use operator_support::{InProcessOperator, cluster_with_crds, eventually, namespace};
+use serde_json::json;
+use wharf_crds::Pipeline;
+use wharf_operator::backends;
+use wharf_tests::moto::Moto;
+use wharf_tests::process::follow_test_process;
+use wharf_tests::{KubeCluster, unique_name};
+
+/// Poll interval of the autoscaled Pipelines in the scale-up measurement.
+const POLL_INTERVAL_SECONDS: u64 = 1;
+const SCALE_UP_RUNS: usize = 7;
+const PIPELINES: usize = 200;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(what: &str, mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    format!(
+        "{what}: n={} min={:?} median={:?} p95={:?} max={:?}",
+        samples.len(),
+        samples[0],
+        percentile(&samples, 50.0),
+        percentile(&samples, 95.0),
+        samples[samples.len() - 1]
+    )
+}
+
+/// A telemetry Pipeline on `queue_url`, autoscaled from `min_replicas`.
+fn autoscaled_pipeline(name: &str, queue_url: &str, endpoint: &str, min_replicas: i32) -> Pipeline {
+    serde_json::from_value(json!({
+        "apiVersion": "wharf.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "source": {"sqs": {"queueUrl": queue_url}},
+            "processor": {"telemetry": {"sink": "events"}},
+            "sinks": [{"name": "events", "kinesis": {"streamName": "events"}}],
+            "aws": {"region": "us-east-1", "endpointUrl": endpoint},
+            "scaling": {
+                "minReplicas": min_replicas, "maxReplicas": 5, "targetBacklogPerReplica": 10,
+                "pollIntervalSeconds": POLL_INTERVAL_SECONDS,
+                "scaleDownStabilizationSeconds": 60
+            }
+        }
+    }))
+    .expect("the Pipeline deserialises")
+}
+
+/// Time from 25 messages landing in an SQS queue (SendMessageBatch returned) to the worker
+/// Deployment's spec.replicas changing, seen through a watch.
+async fn scale_up_latency(
+    client: &Client,
+    ns: &str,
+    moto: &Moto,
+    sqs: &aws_sdk_sqs::Client,
+    min_replicas: i32,
+) -> Duration {
+    let name = unique_name("scale");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .expect("CreateQueue")
+        .queue_url
+        .expect("a queue URL");
+    let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), ns);
+    pipelines
+        .create(
+            &PostParams::default(),
+            &autoscaled_pipeline(&name, &queue_url, &moto.endpoint, min_replicas),
+        )
+        .await
+        .expect("the Pipeline is accepted");
+    // The scaler loop is running once it has reported an (empty) backlog.
+    eventually(
+        "the first backlog observation",
+        Duration::from_secs(60),
+        || {
+            let pipelines = pipelines.clone();
+            let name = name.clone();
+            async move {
+                let status = pipelines.get(&name).await.ok()?.status?;
+                status.backlog.is_some().then_some(())
+            }
+        },
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let worker = format!("{name}-worker");
+    let mut changes = watcher(
+        deployments,
+        watcher::Config::default().fields(&format!("metadata.name={worker}")),
+    )
+    .applied_objects()
+    .boxed();
+    // The watch has listed the Deployment at its starting size before messages are sent.
+    loop {
+        let deployment = changes
+            .next()
+            .await
+            .expect("the watch stays open")
+            .expect("the watch works");
+        if deployment.spec.and_then(|s| s.replicas) == Some(min_replicas) {
+            break;
+        }
+    }
+    for batch in 0..3 {
+        let entries = (0..if batch < 2 { 10 } else { 5 }).map(|i| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(format!("{{\"n\":{i}}}"))
+                .build()
+                .expect("a batch entry")
+        });
+        sqs.send_message_batch()
+            .queue_url(&queue_url)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .expect("SendMessageBatch");
+    }
+    let sent = Instant::now();
+    let latency = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let deployment = changes
+                .next()
+                .await
+                .expect("the watch stays open")
+                .expect("the watch works");
+            if deployment.spec.and_then(|s| s.replicas) != Some(min_replicas) {
+                return sent.elapsed();
+            }
+        }
+    })
+    .await
+    .expect("the Deployment scales within 60 s");
+    pipelines
+        .delete(&name, &Default::default())
+        .await
+        .expect("the Pipeline is deleted");
+    latency
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn measure_scale_up_latency_from_backlog_to_replicas() {
+    let client = cluster_with_crds().await;
+    let ns = namespace(&client, "latency").await;
+    let moto = Moto::shared();
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let operator = InProcessOperator::start(&client, &ns, backends::aws(moto.overrides()));
+    for min_replicas in [0, 1] {
+        let mut samples = Vec::new();
+        for _ in 0..SCALE_UP_RUNS {
+            samples.push(scale_up_latency(&client, &ns, moto, &sqs, min_replicas).await);
+        }
+        println!(
+            "{}",
+            summary(
+                &format!(
+                    "backlog → spec.replicas, from {min_replicas} replicas, \
+                     pollIntervalSeconds={POLL_INTERVAL_SECONDS}"
+                ),
+                samples
+            )
+        );
+    }
+    operator.stop().await;
+}
+
+/// Peak and current resident memory of process `pid`, in kB, from /proc.
+fn memory_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// `wharf operator` as its own process, watching `ns` of the test cluster.
+fn start_operator_process(ns: &str, log: &std::path::Path) -> Child {
+    let binary =
+        std::env::var("WHARF_OPERATOR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wharf").into());
+    println!("operator binary: {binary}");
+    let child = Command::new(binary)
+        .args(["operator", "--namespace", ns, "--no-leader-election"])
+        .args(["--metrics-port", "0", "--log-format", "json"])
+        .args(["--worker-image", "registry.local/wharf:test"])
+        .env("KUBECONFIG", &KubeCluster::shared().kubeconfig)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("a log file"))
+        .spawn()
+        .expect("wharf operator starts");
+    follow_test_process(&child);
+    child
+}
+
+/// When each Pipeline's status first reached `generation`, from a watch.
+fn record_observed(
+    pipelines: Api<Pipeline>,
+    generation: i64,
+) -> (
+    Arc<Mutex<HashMap<String, Instant>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let seen = Arc::new(Mutex::new(HashMap::new()));
+    let record = Arc::clone(&seen);
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(pipelines, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(pipeline)) = stream.next().await {
+            let observed = pipeline.status.as_ref().and_then(|s| s.observed_generation);
+            if observed == Some(generation) {
+                let mut seen = record.lock().expect("lock");
+                seen.entry(pipeline.name_any()).or_insert_with(Instant::now);
+            }
+        }
+    });
+    (seen, task)
+}
+
+async fn wait_for_all(seen: &Arc<Mutex<HashMap<String, Instant>>>, what: &str) {
+    eventually(what, Duration::from_secs(300), || {
+        let n = seen.lock().expect("lock").len();
+        async move { (n >= PIPELINES).then_some(()) }
+    })
+    .await;
+}
+
+fn latencies(
+    started: &HashMap<String, Instant>,
+    seen: &Arc<Mutex<HashMap<String, Instant>>>,
+) -> Vec<Duration> {
+    let seen = seen.lock().expect("lock");
+    started
+        .iter()
+        .map(|(name, at)| seen[name].saturating_duration_since(*at))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn measure_operator_with_200_pipelines() {
+    let client = cluster_with_crds().await;
+    let ns = namespace(&client, "bulk").await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let log = dir.path().join("operator.log");
+    let mut operator = start_operator_process(&ns, &log);
+    let pid = operator.id();
+    let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
+
+    // Idle: the operator has listed the (empty) namespace.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (idle_rss, _) = memory_kb(pid);
+
+    // Each Pipeline at spec.replicas 0, so the measurement is the operator's and not the
+    // controller-manager's (no kubelet would run 200 pods here anyway).
+    let pipeline = |name: &str| -> Pipeline {
+        serde_json::from_value(json!({
+            "apiVersion": "wharf.dev/v1alpha1",
+            "kind": "Pipeline",
+            "metadata": {"name": name},
+            "spec": {
+                "source": {"sqs": {
+                    "queueUrl": format!("https://sqs.eu-west-2.amazonaws.com/123456789012/{name}")
+                }},
+                "processor": {"telemetry": {"sink": "events"}},
+                "sinks": [{"name": "events", "kinesis": {"streamName": "events"}}],
+                "replicas": 0
+            }
+        }))
+        .expect("the Pipeline deserialises")
+    };
+    let (created_seen, created_watch) = record_observed(pipelines.clone(), 1);
+    let mut created = HashMap::new();
+    let creating = Instant::now();
+    for i in 0..PIPELINES {
+        let name = format!("p{i:03}");
+        created.insert(name.clone(), Instant::now());
+        pipelines
+            .create(&PostParams::default(), &pipeline(&name))
+            .await
+            .expect("the Pipeline is accepted");
+    }
+    let create_time = creating.elapsed();
+    wait_for_all(&created_seen, "every Pipeline's first status").await;
+    let all_reconciled = creating.elapsed();
+    created_watch.abort();
+    let create_latencies = latencies(&created, &created_seen);
+
+    let (updated_seen, updated_watch) = record_observed(pipelines.clone(), 2);
+    let mut updated = HashMap::new();
+    let updating = Instant::now();
+    for i in 0..PIPELINES {
+        let name = format!("p{i:03}");
+        updated.insert(name.clone(), Instant::now());
+        pipelines
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"worker": {"concurrency": 2}}})),
+            )
+            .await
+            .expect("the Pipeline is updated");
+    }
+    wait_for_all(&updated_seen, "every Pipeline's status after an update").await;
+    let all_updated = updating.elapsed();
+    updated_watch.abort();
+    let update_latencies = latencies(&updated, &updated_seen);
+
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (rss, peak) = memory_kb(pid);
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let exit = operator.wait().expect("the operator exits");
+
+    println!("operator RSS idle (0 Pipelines): {idle_rss} kB");
+    println!("operator RSS with {PIPELINES} Pipelines, settled: {rss} kB (peak VmHWM {peak} kB)");
+    println!(
+        "{PIPELINES} creates sent in {create_time:?}; all reconciled {all_reconciled:?} after the first"
+    );
+    println!(
+        "{}",
+        summary("create → status.observedGeneration=1", create_latencies)
+    );
+    println!("{PIPELINES} spec updates: all reconciled {all_updated:?} after the first");
+    println!(
+        "{}",
+        summary("update → status.observedGeneration=2", update_latencies)
+    );
+    println!("operator exit: {exit}; log: {}", log.display());
+    let _ = dir.keep();
+}
