@@ -428,7 +428,11 @@ async fn queue_depth_scales_real_workers_up_and_back_to_zero_and_deletion_cleans
     })
     .await;
     assert_eq!(event.type_.as_deref(), Some("Normal"));
-    assert_eq!(event.note.as_deref(), Some(scale_up.reason.as_str()));
+    assert_eq!(
+        event.note,
+        Some(format!("0 → 3: {}", scale_up.reason)),
+        "the Event says why"
+    );
 
     // The workers read exactly what the operator mounts into the pods.
     let config_map = config_maps.get(DEPLOYMENT).await.expect("the ConfigMap");

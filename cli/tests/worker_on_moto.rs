@@ -477,3 +477,33 @@ async fn the_worker_rides_out_a_paused_emulator_and_loses_nothing() {
     signal(&worker, "TERM");
     assert!(wait_with_limit(&mut worker, Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wharf_run_against_the_emulator_gives_the_same_records_as_a_worker() {
+    let moto = Moto::shared();
+    let fixture = Fixture::new(moto).await;
+    let submissions = sample_submissions();
+    let (expected, invalid) = expected_records(&fixture.pipeline_file, &submissions).await;
+
+    // The Pipeline's aws.endpointUrl points at moto, so `wharf run` uses the AWS SDK backend;
+    // it seeds the real queue and stops once it has been idle for two seconds.
+    let run = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["run", "--output", "json", "--until-idle", "2", "-f"])
+        .arg(&fixture.pipeline_file)
+        .arg("--events")
+        .arg(workspace_root().join("examples/events/telemetry/submissions.jsonl"))
+        .envs(fixture.env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("wharf run");
+    assert!(
+        run.status.success(),
+        "wharf run failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&run.stdout).expect("a JSON summary");
+    assert_eq!(summary["backend"], "aws");
+    assert_eq!(summary["seeded"], submissions.len());
+    assert_eq!(summary["deadLettered"], invalid);
+    assert_eq!(fixture.records().await, expected);
+    assert_eq!(fixture.dead_letters().await.len(), invalid);
+}
