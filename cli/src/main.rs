@@ -3,6 +3,7 @@
 mod commands;
 mod pipeline_file;
 mod shutdown;
+mod verbatim;
 
 use std::process::ExitCode;
 

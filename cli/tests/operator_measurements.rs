@@ -72,13 +72,15 @@ fn autoscaled_pipeline(name: &str, queue_url: &str, endpoint: &str, min_replicas
 }
 
 /// Time from 25 messages landing in an SQS queue (SendMessageBatch returned) to the worker
-/// Deployment's spec.replicas changing, seen through a watch.
+/// Deployment's spec.replicas changing, seen through a watch. The messages are sent `phase`
+/// after the scaler loop's first report was seen.
 async fn scale_up_latency(
     client: &Client,
     ns: &str,
     moto: &Moto,
     sqs: &aws_sdk_sqs::Client,
     min_replicas: i32,
+    phase: Duration,
 ) -> Duration {
     let name = unique_name("scale");
     let queue_url = sqs
@@ -130,6 +132,8 @@ async fn scale_up_latency(
             break;
         }
     }
+    // Sending at a chosen point of the poll cycle, so that the runs together cover it.
+    tokio::time::sleep(phase).await;
     for batch in 0..3 {
         let entries = (0..if batch < 2 { 10 } else { 5 }).map(|i| {
             aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
@@ -177,8 +181,10 @@ async fn measure_scale_up_latency_from_backlog_to_replicas() {
     let operator = InProcessOperator::start(&client, &ns, backends::aws(moto.overrides()));
     for min_replicas in [0, 1] {
         let mut samples = Vec::new();
-        for _ in 0..SCALE_UP_RUNS {
-            samples.push(scale_up_latency(&client, &ns, moto, &sqs, min_replicas).await);
+        for run in 0..SCALE_UP_RUNS {
+            let phase =
+                Duration::from_secs(POLL_INTERVAL_SECONDS) * run as u32 / SCALE_UP_RUNS as u32;
+            samples.push(scale_up_latency(&client, &ns, moto, &sqs, min_replicas, phase).await);
         }
         println!(
             "{}",

@@ -7,15 +7,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use serde::Serialize;
 use serde_json::{Value, json};
 use wharf_crds::pipeline::Envelope;
 use wharf_crds::{PipelineSpec, ProcessorKind};
 use wharf_workers::io::Backend;
 use wharf_workers::io::aws::{AwsBackend, AwsOverrides, sdk_config};
 use wharf_workers::processing::process_body;
-use wharf_workers::processors::{self, MessageContext, Outcome};
+use wharf_workers::processors::{self, MessageContext, Outcome, Output};
 
 use crate::pipeline_file::{load_pipeline, read_body};
+use crate::verbatim::Verbatim;
 
 /// Exit status when the processor ran and the message failed (permanently or transiently).
 const EXIT_MESSAGE_FAILED: u8 = 3;
@@ -132,15 +134,15 @@ async fn invoke(args: &Args, spec: &PipelineSpec, body: &str) -> anyhow::Result<
     };
     let result = process_body(processor.as_ref(), body, args.envelope.into(), &context).await;
     let (outcome, reason, outputs) = match result.outcome {
-        Outcome::Ok(outputs) => ("ok", Value::Null, outputs),
-        Outcome::Permanent(reason) => ("permanent", Value::String(reason), Vec::new()),
-        Outcome::Transient(reason) => ("transient", Value::String(reason), Vec::new()),
+        Outcome::Ok(outputs) => ("ok", None, outputs),
+        Outcome::Permanent(reason) => ("permanent", Some(reason), Vec::new()),
+        Outcome::Transient(reason) => ("transient", Some(reason), Vec::new()),
     };
-    let outputs: Vec<Value> = outputs
-        .into_iter()
-        .map(|output| json!({"sink": output.sink, "record": readable_record(&output.record)}))
-        .collect();
-    let printed = json!({"outcome": outcome, "reason": reason, "outputs": outputs});
+    let printed = Printed {
+        outcome,
+        reason,
+        outputs: outputs.iter().map(PrintedOutput::new).collect(),
+    };
     writeln!(
         std::io::stdout().lock(),
         "{}",
@@ -153,16 +155,43 @@ async fn invoke(args: &Args, spec: &PipelineSpec, body: &str) -> anyhow::Result<
     })
 }
 
-/// The record as JSON, with a JSON body shown as JSON rather than as an escaped string.
-fn readable_record(record: &processors::OutputRecord) -> Value {
-    let mut value = serde_json::to_value(record).unwrap_or(Value::Null);
-    if let Some(parsed) = serde_json::from_str::<Value>(&record.body)
-        .ok()
-        .filter(|v| v.is_object() || v.is_array())
-    {
-        value["body"] = parsed;
+/// What `wharf invoke` prints, in this field order.
+#[derive(Serialize)]
+struct Printed<'a> {
+    outcome: &'static str,
+    reason: Option<String>,
+    outputs: Vec<PrintedOutput<'a>>,
+}
+
+#[derive(Serialize)]
+struct PrintedOutput<'a> {
+    sink: &'a str,
+    record: PrintedRecord,
+}
+
+/// A record with its body shown as produced (JSON embedded verbatim) and its other fields.
+#[derive(Serialize)]
+struct PrintedRecord {
+    body: Verbatim,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl<'a> PrintedOutput<'a> {
+    fn new(output: &'a Output) -> Self {
+        let mut rest = match serde_json::to_value(&output.record) {
+            Ok(Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        rest.remove("body");
+        Self {
+            sink: &output.sink,
+            record: PrintedRecord {
+                body: Verbatim::from_text(&output.record.body),
+                rest,
+            },
+        }
     }
-    value
 }
 
 /// The spec the processor is built from: a Pipeline's, or one made around the settings given.

@@ -6,13 +6,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use base64::Engine;
 use serde::Serialize;
 use serde_json::{Value, json};
 use wharf_crds::{Pipeline, PipelineSpec};
 use wharf_workers::io::memory::MemoryBackend;
 use wharf_workers::io::{AttributeValue, Item};
 use wharf_workers::runtime::describe_sinks;
+
+use crate::verbatim::Verbatim;
 
 /// Key attributes of the snapshot status processor's tables (seed 002's schema).
 const EXPORT_STATUS_KEY: (&str, &str) = ("CorrelationId", "CollectionName");
@@ -87,13 +88,11 @@ pub fn write_embedded(
     for sink in &spec.sinks {
         let location = if let Some(kinesis) = &sink.kinesis {
             let records = memory.stream_records(&kinesis.stream_name);
-            let lines = records.iter().map(|r| {
-                json!({
-                    "shardId": r.shard_id,
-                    "sequenceNumber": r.sequence_number,
-                    "partitionKey": r.partition_key,
-                    "data": data_as_json(&r.data),
-                })
+            let lines = records.iter().map(|r| StreamLine {
+                shard_id: &r.shard_id,
+                sequence_number: &r.sequence_number,
+                partition_key: &r.partition_key,
+                data: Verbatim::from_bytes(&r.data),
             });
             write_lines(&dir.join(format!("{}.jsonl", sink.name)), lines)?
         } else if let Some(sqs) = &sink.sqs {
@@ -167,12 +166,14 @@ pub fn aws_destinations(spec: &PipelineSpec) -> Vec<Destination> {
     destinations
 }
 
-/// Record data as JSON when it is JSON (as the processors' outputs are), else text or base64.
-fn data_as_json(data: &[u8]) -> Value {
-    match std::str::from_utf8(data) {
-        Ok(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned())),
-        Err(_) => json!({"base64": base64::engine::general_purpose::STANDARD.encode(data)}),
-    }
+/// One Kinesis record as written to `<sink>.jsonl`; the data is shown exactly as produced.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamLine<'a> {
+    shard_id: &'a str,
+    sequence_number: &'a str,
+    partition_key: &'a str,
+    data: Verbatim,
 }
 
 fn item_as_json(item: &Item) -> Value {
@@ -193,7 +194,10 @@ fn attribute_as_json(value: &AttributeValue) -> Value {
     }
 }
 
-fn write_lines(path: &Path, lines: impl Iterator<Item = Value>) -> anyhow::Result<String> {
+fn write_lines<T: Serialize>(
+    path: &Path,
+    lines: impl Iterator<Item = T>,
+) -> anyhow::Result<String> {
     let mut file = std::io::BufWriter::new(
         fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
     );
@@ -256,12 +260,5 @@ mod tests {
         );
         assert!(object_path(dir, "../etc/passwd").is_err());
         assert!(object_path(dir, "/etc/passwd").is_err());
-    }
-
-    #[test]
-    fn record_data_is_shown_as_json_text_or_base64() {
-        assert_eq!(data_as_json(br#"{"a":1}"#), json!({"a": 1}));
-        assert_eq!(data_as_json(b"plain"), json!("plain"));
-        assert_eq!(data_as_json(&[0xff, 0x00]), json!({"base64": "/wA="}));
     }
 }
