@@ -121,7 +121,7 @@ impl AwsFixture {
                 "aws": {"region": "us-east-1", "endpointUrl": moto.endpoint},
                 "scaling": {
                     "minReplicas": 0, "maxReplicas": 5, "targetBacklogPerReplica": TARGET,
-                    "pollIntervalSeconds": 1, "scaleDownStabilizationSeconds": 3
+                    "pollIntervalSeconds": 1, "scaleDownStabilizationSeconds": 5
                 }
             }
         }))
@@ -456,6 +456,20 @@ async fn queue_depth_scales_real_workers_up_and_back_to_zero_and_deletion_cleans
     };
     let kubelet_stop = tokio_util::sync::CancellationToken::new();
     let kubelet_task = run_kubelet(kubelet, kubelet_stop.clone());
+
+    // Pods marked Ready make the Deployment, and so the Pipeline, ready.
+    eventually("Ready=True with 3 ready workers", WAIT, || {
+        let pipelines = pipelines.clone();
+        async move {
+            let status = pipelines.get(PIPELINE).await.ok()?.status?;
+            let ready = status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            (ready && status.ready_replicas == 3).then_some(())
+        }
+    })
+    .await;
 
     // The workers drain the queue: every valid submission reaches Kinesis, the invalid one
     // is dead-lettered, and nothing stays visible or in flight.

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo test -p wharf --test operator_measurements -- --ignored --nocapture --test-threads 1
 //! WHARF_OPERATOR_BIN=target/release/wharf cargo test -p wharf --test operator_measurements \
-//!     measure_operator_with_200_pipelines -- --ignored --nocapture
+//!     measure_operator_with_200 -- --ignored --nocapture --test-threads 1
 //! ```
 
 mod operator_support;
@@ -26,10 +26,19 @@ use wharf_crds::Pipeline;
 use wharf_operator::backends;
 use wharf_tests::moto::Moto;
 use wharf_tests::process::follow_test_process;
-use wharf_tests::{KubeCluster, unique_name};
+use wharf_tests::{KubeCluster, unique_name, workspace_root};
 
-/// Poll interval of the autoscaled Pipelines in the scale-up measurement.
+/// Poll interval of the autoscaled Pipelines in the scale-up measurement, unless
+/// `WHARF_MEASURE_POLL_SECONDS` names another.
 const POLL_INTERVAL_SECONDS: u64 = 1;
+
+fn poll_interval_seconds() -> u64 {
+    std::env::var("WHARF_MEASURE_POLL_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(POLL_INTERVAL_SECONDS)
+}
 const SCALE_UP_RUNS: usize = 7;
 const PIPELINES: usize = 200;
 
@@ -63,7 +72,7 @@ fn autoscaled_pipeline(name: &str, queue_url: &str, endpoint: &str, min_replicas
             "aws": {"region": "us-east-1", "endpointUrl": endpoint},
             "scaling": {
                 "minReplicas": min_replicas, "maxReplicas": 5, "targetBacklogPerReplica": 10,
-                "pollIntervalSeconds": POLL_INTERVAL_SECONDS,
+                "pollIntervalSeconds": poll_interval_seconds(),
                 "scaleDownStabilizationSeconds": 60
             }
         }
@@ -183,7 +192,7 @@ async fn measure_scale_up_latency_from_backlog_to_replicas() {
         let mut samples = Vec::new();
         for run in 0..SCALE_UP_RUNS {
             let phase =
-                Duration::from_secs(POLL_INTERVAL_SECONDS) * run as u32 / SCALE_UP_RUNS as u32;
+                Duration::from_secs(poll_interval_seconds()) * run as u32 / SCALE_UP_RUNS as u32;
             samples.push(scale_up_latency(&client, &ns, moto, &sqs, min_replicas, phase).await);
         }
         println!(
@@ -191,7 +200,8 @@ async fn measure_scale_up_latency_from_backlog_to_replicas() {
             summary(
                 &format!(
                     "backlog → spec.replicas, from {min_replicas} replicas, \
-                     pollIntervalSeconds={POLL_INTERVAL_SECONDS}"
+                     pollIntervalSeconds={}",
+                    poll_interval_seconds()
                 ),
                 samples
             )
@@ -213,16 +223,46 @@ fn memory_kb(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// User + system CPU time of process `pid` so far, in seconds, from /proc.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    let output = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    let per_second: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK");
+    ticks / per_second
+}
+
 /// `wharf operator` as its own process, watching `ns` of the test cluster.
-fn start_operator_process(ns: &str, log: &std::path::Path) -> Child {
-    let binary =
-        std::env::var("WHARF_OPERATOR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wharf").into());
-    println!("operator binary: {binary}");
+fn start_operator_process(
+    ns: &str,
+    log: &std::path::Path,
+    env: &[(&'static str, String)],
+) -> Child {
+    // A relative WHARF_OPERATOR_BIN is taken from the workspace root, not cli/ (where cargo
+    // runs the test).
+    let binary = std::env::var_os("WHARF_OPERATOR_BIN")
+        .map(|path| workspace_root().join(path))
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_wharf").into());
+    println!("operator binary: {}", binary.display());
     let child = Command::new(binary)
         .args(["operator", "--namespace", ns, "--no-leader-election"])
         .args(["--metrics-port", "0", "--log-format", "json"])
         .args(["--worker-image", "registry.local/wharf:test"])
         .env("KUBECONFIG", &KubeCluster::shared().kubeconfig)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("a log file"))
@@ -279,11 +319,47 @@ fn latencies(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement; run with --ignored --nocapture"]
 async fn measure_operator_with_200_pipelines() {
+    measure_200_pipelines(false).await;
+}
+
+/// The same with a scaler loop per Pipeline, each polling its own moto queue every 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run with --ignored --nocapture"]
+async fn measure_operator_with_200_autoscaled_pipelines() {
+    measure_200_pipelines(true).await;
+}
+
+/// RSS of a `wharf operator` process and its reconcile latency (create or spec change to
+/// status.observedGeneration) over [`PIPELINES`] Pipelines in one namespace.
+async fn measure_200_pipelines(autoscaled: bool) {
     let client = cluster_with_crds().await;
     let ns = namespace(&client, "bulk").await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let log = dir.path().join("operator.log");
-    let mut operator = start_operator_process(&ns, &log);
+    let mut queue_urls = Vec::new();
+    let mut env = Vec::new();
+    let mut endpoint = String::new();
+    if autoscaled {
+        let moto = Moto::shared();
+        endpoint.clone_from(&moto.endpoint);
+        let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+        for i in 0..PIPELINES {
+            let created = sqs
+                .create_queue()
+                .queue_name(format!("{ns}-{i:03}"))
+                .send()
+                .await
+                .expect("CreateQueue");
+            queue_urls.push(created.queue_url.expect("a queue URL"));
+        }
+        env = moto.env();
+    } else {
+        queue_urls.extend(
+            (0..PIPELINES)
+                .map(|i| format!("https://sqs.eu-west-2.amazonaws.com/123456789012/{ns}-{i:03}")),
+        );
+    }
+    let mut operator = start_operator_process(&ns, &log, &env);
     let pid = operator.id();
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
 
@@ -291,32 +367,36 @@ async fn measure_operator_with_200_pipelines() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let (idle_rss, _) = memory_kb(pid);
 
-    // Each Pipeline at spec.replicas 0, so the measurement is the operator's and not the
-    // controller-manager's (no kubelet would run 200 pods here anyway).
-    let pipeline = |name: &str| -> Pipeline {
+    // Plain Pipelines run spec.replicas 0 and autoscaled ones minReplicas 0 on empty queues,
+    // so the measurement is the operator's and not the controller-manager's (no kubelet
+    // would run 200 pods here anyway).
+    let pipeline = |name: &str, queue_url: &str| -> Pipeline {
+        let mut spec = json!({
+            "source": {"sqs": {"queueUrl": queue_url}},
+            "processor": {"telemetry": {"sink": "events"}},
+            "sinks": [{"name": "events", "kinesis": {"streamName": "events"}}],
+            "replicas": 0
+        });
+        if autoscaled {
+            spec["aws"] = json!({"region": "us-east-1", "endpointUrl": endpoint});
+            spec["scaling"] = json!({"minReplicas": 0, "pollIntervalSeconds": 5});
+        }
         serde_json::from_value(json!({
             "apiVersion": "wharf.dev/v1alpha1",
             "kind": "Pipeline",
             "metadata": {"name": name},
-            "spec": {
-                "source": {"sqs": {
-                    "queueUrl": format!("https://sqs.eu-west-2.amazonaws.com/123456789012/{name}")
-                }},
-                "processor": {"telemetry": {"sink": "events"}},
-                "sinks": [{"name": "events", "kinesis": {"streamName": "events"}}],
-                "replicas": 0
-            }
+            "spec": spec
         }))
         .expect("the Pipeline deserialises")
     };
     let (created_seen, created_watch) = record_observed(pipelines.clone(), 1);
     let mut created = HashMap::new();
     let creating = Instant::now();
-    for i in 0..PIPELINES {
+    for (i, queue_url) in queue_urls.iter().enumerate() {
         let name = format!("p{i:03}");
         created.insert(name.clone(), Instant::now());
         pipelines
-            .create(&PostParams::default(), &pipeline(&name))
+            .create(&PostParams::default(), &pipeline(&name, queue_url))
             .await
             .expect("the Pipeline is accepted");
     }
@@ -346,13 +426,19 @@ async fn measure_operator_with_200_pipelines() {
     updated_watch.abort();
     let update_latencies = latencies(&updated, &updated_seen);
 
+    // Settled: nothing changes but the scaler loops' polls (when autoscaled).
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let window = Duration::from_secs(20);
+    let cpu_before = cpu_seconds(pid);
+    tokio::time::sleep(window).await;
+    let cpu_share = (cpu_seconds(pid) - cpu_before) / window.as_secs_f64();
     let (rss, peak) = memory_kb(pid);
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
     let exit = operator.wait().expect("the operator exits");
 
+    println!("autoscaled Pipelines: {autoscaled}");
     println!("operator RSS idle (0 Pipelines): {idle_rss} kB");
     println!("operator RSS with {PIPELINES} Pipelines, settled: {rss} kB (peak VmHWM {peak} kB)");
     println!(
@@ -361,6 +447,10 @@ async fn measure_operator_with_200_pipelines() {
     println!(
         "{}",
         summary("create → status.observedGeneration=1", create_latencies)
+    );
+    println!(
+        "operator CPU while settled: {:.1}% of one core over {window:?}",
+        cpu_share * 100.0
     );
     println!("{PIPELINES} spec updates: all reconciled {all_updated:?} after the first");
     println!(
