@@ -147,6 +147,14 @@ pub trait Queue: Send + Sync + fmt::Debug {
         visibility: Duration,
     ) -> Result<Vec<ReceivedMessage>, IoError>;
 
+    /// Whether a `receive` may be abandoned midway without stranding messages. An in-process
+    /// queue takes messages only at the instant it returns them, so a drain can stop waiting
+    /// at once; over HTTP the server may already have hidden messages for a response that
+    /// would never be read, so the call is left to finish (at most its wait time).
+    fn receive_is_cancel_safe(&self) -> bool {
+        false
+    }
+
     /// Deletes up to 10 messages by receipt handle.
     async fn delete_batch(&self, receipt_handles: &[String]) -> Result<BatchFailures, IoError>;
 

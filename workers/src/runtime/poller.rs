@@ -70,10 +70,17 @@ async fn poll_until_stopped(
             .unwrap_or(u32::MAX)
             .min(settings.batch_size);
         // A receive in progress is allowed to finish (at most waitTimeSeconds) rather than
-        // being dropped, which could strand messages until their visibility ran out.
-        let received = source
-            .receive(wanted, settings.wait_time, settings.visibility_timeout)
-            .await;
+        // being dropped, which could strand messages until their visibility ran out — unless
+        // the queue says dropping it is safe.
+        let receive = source.receive(wanted, settings.wait_time, settings.visibility_timeout);
+        let received = if source.receive_is_cancel_safe() {
+            tokio::select! {
+                received = receive => received,
+                _ = signals.stop_intake.cancelled() => return,
+            }
+        } else {
+            receive.await
+        };
         let messages = match received {
             Ok(messages) => {
                 errors.reset();

@@ -70,6 +70,11 @@ impl Queue for MemoryQueue {
         &self.url
     }
 
+    /// Messages are taken only when `receive` returns them; waiting holds nothing.
+    fn receive_is_cancel_safe(&self) -> bool {
+        true
+    }
+
     async fn receive(
         &self,
         max_messages: u32,
@@ -203,6 +208,28 @@ mod tests {
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].receive_count, 2);
         assert_eq!(Instant::now() - started, VIS);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_long_poll_takes_nothing() {
+        let (_, port) = queue(URL);
+        assert!(port.receive_is_cancel_safe());
+        let abandoned = tokio::time::timeout(
+            Duration::from_secs(1),
+            port.receive(10, Duration::from_secs(20), VIS),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the long poll was still waiting");
+        port.send_batch(&[message("a")]).await.expect("sent");
+        let received = port
+            .receive(10, Duration::ZERO, VIS)
+            .await
+            .expect("receive");
+        assert_eq!(received.len(), 1);
+        assert_eq!(
+            received[0].receive_count, 1,
+            "never handed to the abandoned call"
+        );
     }
 
     #[tokio::test(start_paused = true)]
