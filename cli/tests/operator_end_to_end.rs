@@ -7,8 +7,6 @@
 //! RBAC in deploy/; the operator scales back to zero after the stabilization window; and
 //! deleting the Pipeline lets the garbage collector remove its ConfigMap and Deployment.
 
-mod operator_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -19,12 +17,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
-use operator_support::{InProcessOperator, cluster_with_crds, eventually, namespace};
 use serde_json::json;
 use wharf_crds::Pipeline;
 use wharf_operator::backends;
 use wharf_operator::resources::selector_string;
-use wharf_tests::moto::{Moto, stream_records};
+use wharf_tests::moto::{Moto, send_bodies, stream_records};
+use wharf_tests::operator_support::{InProcessOperator, cluster_with_crds, eventually, namespace};
 use wharf_tests::process::follow_test_process;
 use wharf_tests::{KubeCluster, workspace_root};
 use wharf_workers::io::Backend;
@@ -76,28 +74,7 @@ impl AwsFixture {
     }
 
     async fn send(&self, bodies: &[String]) {
-        let sqs = aws_sdk_sqs::Client::new(&self.config);
-        for chunk in bodies.chunks(10) {
-            let entries = chunk.iter().enumerate().map(|(i, body)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body)
-                    .build()
-                    .expect("a batch entry")
-            });
-            let sent = sqs
-                .send_message_batch()
-                .queue_url(&self.source_url)
-                .set_entries(Some(entries.collect()))
-                .send()
-                .await
-                .expect("SendMessageBatch");
-            assert!(
-                sent.failed().is_empty(),
-                "moto refused: {:?}",
-                sent.failed()
-            );
-        }
+        send_bodies(&self.config, &self.source_url, bodies).await;
     }
 
     fn pipeline(&self, moto: &Moto) -> Pipeline {

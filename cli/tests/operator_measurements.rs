@@ -8,8 +8,6 @@
 //!     measure_operator_with_200 -- --ignored --nocapture --test-threads 1
 //! ```
 
-mod operator_support;
-
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -20,11 +18,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use operator_support::{InProcessOperator, cluster_with_crds, eventually, namespace};
 use serde_json::json;
 use wharf_crds::Pipeline;
 use wharf_operator::backends;
 use wharf_tests::moto::Moto;
+use wharf_tests::operator_support::{InProcessOperator, cluster_with_crds, eventually, namespace};
 use wharf_tests::process::follow_test_process;
 use wharf_tests::{KubeCluster, unique_name, workspace_root};
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use serde_json::Value;
 use wharf_crds::pipeline::Envelope;
-use wharf_tests::moto::{Moto, stream_records};
+use wharf_tests::moto::{Moto, send_bodies, stream_records};
 use wharf_tests::process::follow_test_process;
 use wharf_tests::{unique_name, workspace_root};
 use wharf_workers::io::Backend;
@@ -109,28 +109,7 @@ spec:
     }
 
     async fn send(&self, bodies: &[String]) {
-        let sqs = aws_sdk_sqs::Client::new(&self.config);
-        for chunk in bodies.chunks(10) {
-            let entries = chunk.iter().enumerate().map(|(i, body)| {
-                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(body)
-                    .build()
-                    .expect("a batch entry")
-            });
-            let sent = sqs
-                .send_message_batch()
-                .queue_url(&self.source_url)
-                .set_entries(Some(entries.collect()))
-                .send()
-                .await
-                .expect("SendMessageBatch");
-            assert!(
-                sent.failed().is_empty(),
-                "moto refused: {:?}",
-                sent.failed()
-            );
-        }
+        send_bodies(&self.config, &self.source_url, bodies).await;
     }
 
     /// Starts `wharf worker` on this pipeline; its log goes to `log_name` in the temp dir.

@@ -5,6 +5,8 @@
 //! - [`moto::Moto`]: moto's AWS-compatible server, from the venv `scripts/test.sh` creates.
 //! - [`faults`]: port decorators that inject the failures emulators cannot produce on demand.
 //! - [`scripted::ScriptedProcessor`]: a processor each message scripts, for runtime tests.
+//! - [`operator_support`]: the CRDs installed once, a namespace per test, the operator run in
+//!   process, polling with a deadline.
 //! - [`kube_cluster::KubeCluster`]: etcd + kube-apiserver + kube-controller-manager, built by
 //!   `scripts/kube-test-cluster.sh build`.
 //!
@@ -13,6 +15,7 @@
 pub mod faults;
 pub mod kube_cluster;
 pub mod moto;
+pub mod operator_support;
 pub mod process;
 pub mod scripted;
 

@@ -186,3 +186,30 @@ pub async fn stream_records(
     }
     records
 }
+
+/// Sends `bodies` to the queue in batches of ten through the SDK, failing the test on any
+/// refused entry.
+pub async fn send_bodies(config: &aws_config::SdkConfig, queue_url: &str, bodies: &[String]) {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    for chunk in bodies.chunks(10) {
+        let entries = chunk.iter().enumerate().map(|(i, body)| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+                .expect("a batch entry")
+        });
+        let sent = sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .expect("SendMessageBatch");
+        assert!(
+            sent.failed().is_empty(),
+            "moto refused: {:?}",
+            sent.failed()
+        );
+    }
+}

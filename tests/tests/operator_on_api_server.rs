@@ -4,93 +4,27 @@
 //! as Ready=False without touching workloads, follows `kubectl scale`, scales on queue depth
 //! from the embedded backend, and elects exactly one leader.
 
-use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use wharf_crds::Pipeline;
-use wharf_crds::crdgen::{CelRules, all_crds};
 use wharf_crds::manifest::{Outcome, WharfResource, load_str};
 use wharf_operator::leader::{Attempt, LeaderElector, LeaseSettings};
 use wharf_operator::metrics::Metrics;
 use wharf_operator::{CancellationToken, OperatorConfig, backends, run_controllers};
-use wharf_tests::{KubeCluster, unique_name};
+use wharf_tests::KubeCluster;
+use wharf_tests::operator_support::{cluster_with_crds, eventually, namespace};
 use wharf_workers::io::memory::MemoryBackend;
 use wharf_workers::io::{Backend, OutgoingMessage};
 
 const WAIT: Duration = Duration::from_secs(60);
-
-/// Installs the no-CEL CRDs once per test process.
-async fn cluster_with_crds() -> Client {
-    static INSTALLED: OnceLock<()> = OnceLock::new();
-    let client = KubeCluster::shared().client().await;
-    if INSTALLED.get().is_none() {
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in all_crds(CelRules::Omit) {
-            crds.patch(
-                &crd.name_any(),
-                &PatchParams::apply("wharf-tests").force(),
-                &Patch::Apply(&crd),
-            )
-            .await
-            .expect("CRD applies");
-        }
-        eventually("the Pipeline CRD to be established", || {
-            let crds = crds.clone();
-            async move {
-                let crd = crds.get("pipelines.wharf.dev").await.ok()?;
-                crd.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            }
-        })
-        .await;
-        let _ = INSTALLED.set(());
-    }
-    client
-}
-
-async fn namespace(client: &Client) -> String {
-    let name = unique_name("operator");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name}})).expect("namespace"),
-        )
-        .await
-        .expect("namespace is created");
-    name
-}
-
-/// Polls `check` every 200 ms until it yields a value, failing after [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn pipeline(name: &str, queue_url: &str, sink: &str, extra: serde_json::Value) -> Pipeline {
     let mut value = json!({
@@ -158,7 +92,7 @@ fn condition(pipeline: &Pipeline, type_: &str) -> Option<(String, String, String
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_pipeline_gets_owned_workers_and_invalid_one_gets_ready_false() {
     let client = cluster_with_crds().await;
-    let ns = namespace(&client).await;
+    let ns = namespace(&client, "operator").await;
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
@@ -182,7 +116,7 @@ async fn valid_pipeline_gets_owned_workers_and_invalid_one_gets_ready_false() {
     let backend = MemoryBackend::new();
     let operator = RunningOperator::start(&client, &ns, &backend);
 
-    let deployment = eventually("the worker Deployment", || {
+    let deployment = eventually("the worker Deployment", WAIT, || {
         let deployments = deployments.clone();
         async move { deployments.get_opt("telemetry-worker").await.ok().flatten() }
     })
@@ -239,7 +173,7 @@ async fn valid_pipeline_gets_owned_workers_and_invalid_one_gets_ready_false() {
         other => panic!("the mounted Pipeline passes `wharf validate`: {other:?}"),
     }
 
-    let status = eventually("the Pipeline status", || {
+    let status = eventually("the Pipeline status", WAIT, || {
         let pipelines = pipelines.clone();
         async move {
             let p = pipelines.get("telemetry").await.ok()?;
@@ -263,7 +197,7 @@ async fn valid_pipeline_gets_owned_workers_and_invalid_one_gets_ready_false() {
         Some("app.kubernetes.io/name=wharf-worker,wharf.dev/pipeline=telemetry")
     );
 
-    let broken = eventually("Ready=False on the invalid Pipeline", || {
+    let broken = eventually("Ready=False on the invalid Pipeline", WAIT, || {
         let pipelines = pipelines.clone();
         async move {
             let p = pipelines.get("broken").await.ok()?;
@@ -286,7 +220,7 @@ async fn valid_pipeline_gets_owned_workers_and_invalid_one_gets_ready_false() {
         "no workload for an invalid spec"
     );
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-    let warned = eventually("an InvalidSpec Event", || {
+    let warned = eventually("an InvalidSpec Event", WAIT, || {
         let events = events.clone();
         async move {
             events
@@ -319,7 +253,7 @@ async fn valid_pipeline_gets_owned_workers_and_invalid_one_gets_ready_false() {
         "{}",
         String::from_utf8_lossy(&scaled.stderr)
     );
-    eventually("the Deployment to follow kubectl scale", || {
+    eventually("the Deployment to follow kubectl scale", WAIT, || {
         let deployments = deployments.clone();
         async move {
             let d = deployments.get("telemetry-worker").await.ok()?;
@@ -334,7 +268,7 @@ async fn valid_pipeline_gets_owned_workers_and_invalid_one_gets_ready_false() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autoscaled_pipeline_follows_the_queue_depth() {
     let client = cluster_with_crds().await;
-    let ns = namespace(&client).await;
+    let ns = namespace(&client, "operator").await;
     let pipelines: Api<Pipeline> = Api::namespaced(client.clone(), &ns);
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     let queue = format!("https://sqs.eu-west-2.amazonaws.com/123456789012/{ns}");
@@ -364,7 +298,7 @@ async fn autoscaled_pipeline_follows_the_queue_depth() {
         .expect("Pipeline is accepted");
     let operator = RunningOperator::start(&client, &ns, &backend);
 
-    eventually("3 replicas for 25 messages at 10 each", || {
+    eventually("3 replicas for 25 messages at 10 each", WAIT, || {
         let deployments = deployments.clone();
         async move {
             let d = deployments.get_opt("scaled-worker").await.ok()??;
@@ -372,7 +306,7 @@ async fn autoscaled_pipeline_follows_the_queue_depth() {
         }
     })
     .await;
-    let status = eventually("backlog and last scale in the status", || {
+    let status = eventually("backlog and last scale in the status", WAIT, || {
         let pipelines = pipelines.clone();
         async move {
             let status = pipelines.get("scaled").await.ok()?.status?;
@@ -416,7 +350,7 @@ async fn autoscaled_pipeline_follows_the_queue_depth() {
                 .expect("delete");
         }
     }
-    eventually("zero replicas once the queue is empty", || {
+    eventually("zero replicas once the queue is empty", WAIT, || {
         let deployments = deployments.clone();
         async move {
             let d = deployments.get("scaled-worker").await.ok()?;
@@ -431,7 +365,7 @@ async fn autoscaled_pipeline_follows_the_queue_depth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_one_of_two_candidates_leads() {
     let client = cluster_with_crds().await;
-    let ns = namespace(&client).await;
+    let ns = namespace(&client, "operator").await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let settings = |id: &str| LeaseSettings::new("wharf-operator", id);
     let mut a = LeaderElector::new(leases.clone(), settings("a"));
@@ -506,7 +440,7 @@ async fn operator_service_account_client() -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_runs_with_nothing_but_its_rbac() {
     let admin = cluster_with_crds().await;
-    let ns = namespace(&admin).await;
+    let ns = namespace(&admin, "operator").await;
     let restricted = operator_service_account_client().await;
     let queue = format!("https://sqs.eu-west-2.amazonaws.com/123456789012/{ns}");
     let backend = MemoryBackend::new();
@@ -559,6 +493,7 @@ async fn the_operator_runs_with_nothing_but_its_rbac() {
     let deployments: Api<Deployment> = Api::namespaced(admin.clone(), &ns);
     eventually(
         "2 replicas for 15 messages, written as the service account",
+        WAIT,
         || {
             let deployments = deployments.clone();
             async move {
@@ -568,7 +503,7 @@ async fn the_operator_runs_with_nothing_but_its_rbac() {
         },
     )
     .await;
-    eventually("the status written as the service account", || {
+    eventually("the status written as the service account", WAIT, || {
         let pipelines = pipelines.clone();
         async move {
             let status = pipelines.get("rbac").await.ok()?.status?;
@@ -577,18 +512,22 @@ async fn the_operator_runs_with_nothing_but_its_rbac() {
     })
     .await;
     let events: Api<Event> = Api::namespaced(admin.clone(), &ns);
-    eventually("a ScaledUp Event published as the service account", || {
-        let events = events.clone();
-        async move {
-            events
-                .list(&ListParams::default())
-                .await
-                .ok()?
-                .items
-                .into_iter()
-                .find(|e| e.reason.as_deref() == Some("ScaledUp"))
-        }
-    })
+    eventually(
+        "a ScaledUp Event published as the service account",
+        WAIT,
+        || {
+            let events = events.clone();
+            async move {
+                events
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find(|e| e.reason.as_deref() == Some("ScaledUp"))
+            }
+        },
+    )
     .await;
     let leases: Api<Lease> = Api::namespaced(admin.clone(), "wharf-system");
     let held = leases.get("wharf-operator").await.expect("Lease exists");

@@ -2,13 +2,11 @@
 //! process, a fresh namespace per test, polling with a deadline, and the operator run in this
 //! process until the test stops it.
 
-// Each test binary that includes this module uses a different part of it.
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use crate::{KubeCluster, unique_name};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -18,7 +16,6 @@ use wharf_crds::crdgen::{CelRules, all_crds};
 use wharf_operator::metrics::Metrics;
 use wharf_operator::scaler_loop::BackendFactory;
 use wharf_operator::{CancellationToken, OperatorConfig, run_controllers};
-use wharf_tests::{KubeCluster, unique_name};
 
 /// Installs the no-CEL CRDs (the test cluster is Kubernetes 1.20) once per test process.
 pub async fn cluster_with_crds() -> Client {
