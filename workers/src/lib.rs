@@ -8,4 +8,5 @@ pub mod observability;
 pub mod pod_deletion_cost;
 pub mod processing;
 pub mod processors;
+mod python_json;
 pub mod runtime;

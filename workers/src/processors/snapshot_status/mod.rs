@@ -24,7 +24,6 @@ pub mod input;
 pub mod metrics;
 pub mod payloads;
 pub mod pushgateway;
-mod python_json;
 pub mod state;
 pub mod store;
 

@@ -6,9 +6,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::input::SnapshotMessage;
-use super::python_json;
 use crate::io::{AttributeValue, Item, ItemUpdate};
 use crate::processors::OutputRecord;
+use crate::python_json;
 
 /// Product table key attributes and the fixed data product name.
 pub const PRODUCT_CORRELATION_ID: &str = "Correlation_Id";
@@ -42,7 +42,7 @@ pub fn message_group_id(collection_name: &str) -> String {
 pub fn export_state_notification(
     message: &SnapshotMessage,
 ) -> Result<OutputRecord, serde_json::Error> {
-    let body = python_json::dumps(&ExportStateNotification {
+    let body = python_json::to_string(&ExportStateNotification {
         shutdown_flag: &message.shutdown_flag,
         correlation_id: &message.correlation_id,
         topic_name: &message.collection_name,
@@ -81,7 +81,7 @@ pub fn monitoring_message(
     correlation_id: &str,
     status: &str,
 ) -> Result<String, serde_json::Error> {
-    python_json::dumps(&MonitoringMessage {
+    python_json::to_string(&MonitoringMessage {
         severity: "Critical",
         notification_type: "Information",
         slack_username: "Snapshot Sender",

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use uuid::timestamp::context::ContextV1;
 use wharf_crds::pipeline::PartitionKey;
 
-use super::python_json;
 use super::validate::{TelemetryEvent, ValidSubmission};
+use crate::python_json;
 
 /// A new event's identity: its id and the time it was processed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,7 +4,6 @@
 //! with nothing to publish.
 
 mod mapping;
-mod python_json;
 mod submission;
 mod validate;
 

@@ -1,6 +1,7 @@
 //! JSON written the way Python's `json.dumps` writes it by default: `", "` and `": "` between
-//! items and every character outside printable ASCII escaped as `\uXXXX`. The original service
-//! serialised its records that way, and consumers of the stream may compare bytes.
+//! items and every character outside printable ASCII escaped as `\uXXXX`. The original Python
+//! services serialised their messages and records that way, and their consumers (and FIFO
+//! content-based deduplication) may compare bytes.
 
 use std::io;
 
@@ -84,6 +85,15 @@ mod tests {
         assert_eq!(
             to_string(&value).unwrap(),
             r#"{"a": 1, "b": [1, 2, {"c": "d"}], "e": {}}"#
+        );
+    }
+
+    #[test]
+    fn nested_values_keep_python_separators() {
+        let value = json!({"a": [1, {"b": null}], "c": true});
+        assert_eq!(
+            to_string(&value).unwrap(),
+            r#"{"a": [1, {"b": null}], "c": true}"#
         );
     }
 
