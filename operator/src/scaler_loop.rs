@@ -117,6 +117,11 @@ impl ScalerControl for Scalers {
             self.stop(&key);
             return;
         };
+        // A reconcile that lands while the operator shuts down must not start loops that
+        // would be cancelled at once.
+        if self.shutdown.is_cancelled() {
+            return;
+        }
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(current) = running.get(&key) {
             if current.spec == spec && !current.stop.is_cancelled() {
