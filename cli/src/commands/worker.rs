@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 use wharf_workers::io::Backend;
-use wharf_workers::io::aws::{AwsBackend, AwsOverrides, sdk_config};
+use wharf_workers::io::aws::{AwsBackend, AwsOverrides, check_ready, sdk_config};
 use wharf_workers::observability::{HealthState, LogFormat, MetricsServer, init_logging};
 use wharf_workers::pod_deletion_cost::PodDeletionCost;
 use wharf_workers::processors;
@@ -74,10 +74,7 @@ async fn run_worker(args: &Args, pipeline: wharf_crds::Pipeline) -> anyhow::Resu
         ..AwsOverrides::default()
     };
     let config = sdk_config(spec.aws.as_ref(), &overrides).await;
-    anyhow::ensure!(
-        config.region().is_some(),
-        "no AWS region: set spec.aws.region in the Pipeline or AWS_REGION in the environment"
-    );
+    check_ready(&config).await?;
     let backend: Arc<dyn Backend> = Arc::new(AwsBackend::new(&config));
     let processor = processors::build(spec, Some(&backend))
         .with_context(|| format!("Pipeline {name}: cannot build its processor"))?;

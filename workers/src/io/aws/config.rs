@@ -75,3 +75,81 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         aws_sdk_s3::config::Builder::from(config).force_path_style(config.endpoint_url().is_some());
     aws_sdk_s3::Client::from_conf(builder.build())
 }
+
+/// Why a worker cannot start against AWS.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsSetupError {
+    #[error("no AWS region: set spec.aws.region in the Pipeline or AWS_REGION in the environment")]
+    NoRegion,
+    #[error(
+        "no AWS credentials ({0}): give the worker AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
+         (spec.aws.credentialsSecretRef does this in a cluster), a profile, or a service account \
+         with a role (IRSA / workload identity)"
+    )]
+    NoCredentials(String),
+}
+
+/// Checks once, at start-up, that `config` can sign requests, so a worker without a region or
+/// credentials fails at once with a message that says what to set, instead of retrying every
+/// call as if the service were down.
+pub async fn check_ready(config: &SdkConfig) -> Result<(), AwsSetupError> {
+    use aws_sdk_sqs::config::ProvideCredentials;
+
+    if config.region().is_none() {
+        return Err(AwsSetupError::NoRegion);
+    }
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| AwsSetupError::NoCredentials("no provider configured".to_owned()))?;
+    provider
+        .provide_credentials()
+        .await
+        .map(|_| ())
+        // The error says which sources were tried; it never contains a secret.
+        .map_err(|error| AwsSetupError::NoCredentials(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn explicit_credentials_and_a_region_are_ready() {
+        let overrides = AwsOverrides {
+            region: Some("eu-west-2".to_owned()),
+            credentials: Some(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))),
+            ..AwsOverrides::default()
+        };
+        let config = sdk_config(None, &overrides).await;
+        check_ready(&config).await.expect("ready");
+    }
+
+    #[tokio::test]
+    async fn a_missing_region_is_named() {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let error = check_ready(&config).await.unwrap_err();
+        assert!(error.to_string().contains("spec.aws.region"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn missing_credentials_say_what_to_set() {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-2"))
+            .build();
+        let error = check_ready(&config).await.unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("AWS_ACCESS_KEY_ID"), "{text}");
+        assert!(text.contains("credentialsSecretRef"), "{text}");
+    }
+}

@@ -12,7 +12,7 @@ mod sqs;
 
 use std::sync::Arc;
 
-pub use config::{AwsOverrides, sdk_config};
+pub use config::{AwsOverrides, AwsSetupError, check_ready, sdk_config};
 pub use dynamodb::DynamoTable;
 pub use kinesis::KinesisStream;
 pub use s3::S3Bucket;
