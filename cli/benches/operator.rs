@@ -1,12 +1,14 @@
 //! Measurements of the operator on the real test control plane, printed rather than asserted
-//! (a timing threshold would fail on a busy machine and prove nothing on a quiet one). They
-//! are ignored by default; run them one at a time with `--ignored --nocapture`:
+//! (a timing threshold would fail on a busy machine and prove nothing on a quiet one):
 //!
 //! ```text
-//! cargo test -p wharf --test operator_measurements -- --ignored --nocapture --test-threads 1
-//! WHARF_OPERATOR_BIN=target/release/wharf cargo test -p wharf --test operator_measurements \
-//!     measure_operator_with_200 -- --ignored --nocapture --test-threads 1
+//! cargo bench -p wharf --bench operator                       # everything
+//! cargo bench -p wharf --bench operator -- scale-latency      # or: pipelines, autoscaled-pipelines
+//! WHARF_OPERATOR_BIN=target/release/wharf cargo bench -p wharf --bench operator -- pipelines
 //! ```
+//!
+//! Under `cargo test` (no `--bench` argument) every measurement runs once at a small size, so
+//! the harness itself stays working.
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
@@ -37,8 +39,68 @@ fn poll_interval_seconds() -> u64 {
         .filter(|s| *s > 0)
         .unwrap_or(POLL_INTERVAL_SECONDS)
 }
-const SCALE_UP_RUNS: usize = 7;
-const PIPELINES: usize = 200;
+/// How much each measurement does: the full sizes under `cargo bench`, small ones under
+/// `cargo test`.
+#[derive(Clone, Copy, Debug)]
+struct Sizes {
+    scale_up_runs: usize,
+    pipelines: usize,
+    /// How long the operator's CPU use is sampled once everything has settled.
+    cpu_window: Duration,
+}
+
+const FULL: Sizes = Sizes {
+    scale_up_runs: 7,
+    pipelines: 200,
+    cpu_window: Duration::from_secs(20),
+};
+
+const SMOKE: Sizes = Sizes {
+    scale_up_runs: 1,
+    pipelines: 3,
+    cpu_window: Duration::from_secs(1),
+};
+
+const MEASUREMENTS: [&str; 3] = ["scale-latency", "pipelines", "autoscaled-pipelines"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes = if args.iter().any(|a| a == "--bench") {
+        FULL
+    } else {
+        SMOKE
+    };
+    let wanted: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if let Some(unknown) = wanted.iter().find(|w| !MEASUREMENTS.contains(w)) {
+        eprintln!(
+            "unknown measurement {unknown:?}; choose from {}",
+            MEASUREMENTS.join(", ")
+        );
+        std::process::exit(2);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    for measurement in MEASUREMENTS {
+        if !wanted.is_empty() && !wanted.contains(&measurement) {
+            continue;
+        }
+        println!("== {measurement} ({sizes:?})");
+        runtime.block_on(async {
+            match measurement {
+                "scale-latency" => measure_scale_up_latency_from_backlog_to_replicas(sizes).await,
+                "pipelines" => measure_pipelines(sizes, false).await,
+                _ => measure_pipelines(sizes, true).await,
+            }
+        });
+    }
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -178,9 +240,7 @@ async fn scale_up_latency(
     latency
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn measure_scale_up_latency_from_backlog_to_replicas() {
+async fn measure_scale_up_latency_from_backlog_to_replicas(sizes: Sizes) {
     let client = cluster_with_crds().await;
     let ns = namespace(&client, "latency").await;
     let moto = Moto::shared();
@@ -188,9 +248,9 @@ async fn measure_scale_up_latency_from_backlog_to_replicas() {
     let operator = InProcessOperator::start(&client, &ns, backends::aws(moto.overrides()));
     for min_replicas in [0, 1] {
         let mut samples = Vec::new();
-        for run in 0..SCALE_UP_RUNS {
-            let phase =
-                Duration::from_secs(poll_interval_seconds()) * run as u32 / SCALE_UP_RUNS as u32;
+        for run in 0..sizes.scale_up_runs {
+            let phase = Duration::from_secs(poll_interval_seconds()) * run as u32
+                / sizes.scale_up_runs as u32;
             samples.push(scale_up_latency(&client, &ns, moto, &sqs, min_replicas, phase).await);
         }
         println!(
@@ -295,10 +355,10 @@ fn record_observed(
     (seen, task)
 }
 
-async fn wait_for_all(seen: &Arc<Mutex<HashMap<String, Instant>>>, what: &str) {
+async fn wait_for_all(seen: &Arc<Mutex<HashMap<String, Instant>>>, count: usize, what: &str) {
     eventually(what, Duration::from_secs(300), || {
         let n = seen.lock().expect("lock").len();
-        async move { (n >= PIPELINES).then_some(()) }
+        async move { (n >= count).then_some(()) }
     })
     .await;
 }
@@ -314,22 +374,11 @@ fn latencies(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn measure_operator_with_200_pipelines() {
-    measure_200_pipelines(false).await;
-}
-
-/// The same with a scaler loop per Pipeline, each polling its own moto queue every 5 s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement; run with --ignored --nocapture"]
-async fn measure_operator_with_200_autoscaled_pipelines() {
-    measure_200_pipelines(true).await;
-}
-
 /// RSS of a `wharf operator` process and its reconcile latency (create or spec change to
-/// status.observedGeneration) over [`PIPELINES`] Pipelines in one namespace.
-async fn measure_200_pipelines(autoscaled: bool) {
+/// status.observedGeneration) over `sizes.pipelines` Pipelines in one namespace; autoscaled,
+/// each has a scaler loop polling its own moto queue every 5 s.
+async fn measure_pipelines(sizes: Sizes, autoscaled: bool) {
+    let pipelines_wanted = sizes.pipelines;
     let client = cluster_with_crds().await;
     let ns = namespace(&client, "bulk").await;
     let dir = tempfile::tempdir().expect("a temporary directory");
@@ -341,7 +390,7 @@ async fn measure_200_pipelines(autoscaled: bool) {
         let moto = Moto::shared();
         endpoint.clone_from(&moto.endpoint);
         let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
-        for i in 0..PIPELINES {
+        for i in 0..pipelines_wanted {
             let created = sqs
                 .create_queue()
                 .queue_name(format!("{ns}-{i:03}"))
@@ -353,7 +402,7 @@ async fn measure_200_pipelines(autoscaled: bool) {
         env = moto.env();
     } else {
         queue_urls.extend(
-            (0..PIPELINES)
+            (0..pipelines_wanted)
                 .map(|i| format!("https://sqs.eu-west-2.amazonaws.com/123456789012/{ns}-{i:03}")),
         );
     }
@@ -399,7 +448,12 @@ async fn measure_200_pipelines(autoscaled: bool) {
             .expect("the Pipeline is accepted");
     }
     let create_time = creating.elapsed();
-    wait_for_all(&created_seen, "every Pipeline's first status").await;
+    wait_for_all(
+        &created_seen,
+        pipelines_wanted,
+        "every Pipeline's first status",
+    )
+    .await;
     let all_reconciled = creating.elapsed();
     created_watch.abort();
     let create_latencies = latencies(&created, &created_seen);
@@ -407,7 +461,7 @@ async fn measure_200_pipelines(autoscaled: bool) {
     let (updated_seen, updated_watch) = record_observed(pipelines.clone(), 2);
     let mut updated = HashMap::new();
     let updating = Instant::now();
-    for i in 0..PIPELINES {
+    for i in 0..pipelines_wanted {
         let name = format!("p{i:03}");
         updated.insert(name.clone(), Instant::now());
         pipelines
@@ -419,14 +473,19 @@ async fn measure_200_pipelines(autoscaled: bool) {
             .await
             .expect("the Pipeline is updated");
     }
-    wait_for_all(&updated_seen, "every Pipeline's status after an update").await;
+    wait_for_all(
+        &updated_seen,
+        pipelines_wanted,
+        "every Pipeline's status after an update",
+    )
+    .await;
     let all_updated = updating.elapsed();
     updated_watch.abort();
     let update_latencies = latencies(&updated, &updated_seen);
 
     // Settled: nothing changes but the scaler loops' polls (when autoscaled).
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let window = Duration::from_secs(20);
+    let window = sizes.cpu_window;
     let cpu_before = cpu_seconds(pid);
     tokio::time::sleep(window).await;
     let cpu_share = (cpu_seconds(pid) - cpu_before) / window.as_secs_f64();
@@ -438,9 +497,11 @@ async fn measure_200_pipelines(autoscaled: bool) {
 
     println!("autoscaled Pipelines: {autoscaled}");
     println!("operator RSS idle (0 Pipelines): {idle_rss} kB");
-    println!("operator RSS with {PIPELINES} Pipelines, settled: {rss} kB (peak VmHWM {peak} kB)");
     println!(
-        "{PIPELINES} creates sent in {create_time:?}; all reconciled {all_reconciled:?} after the first"
+        "operator RSS with {pipelines_wanted} Pipelines, settled: {rss} kB (peak VmHWM {peak} kB)"
+    );
+    println!(
+        "{pipelines_wanted} creates sent in {create_time:?}; all reconciled {all_reconciled:?} after the first"
     );
     println!(
         "{}",
@@ -450,7 +511,7 @@ async fn measure_200_pipelines(autoscaled: bool) {
         "operator CPU while settled: {:.1}% of one core over {window:?}",
         cpu_share * 100.0
     );
-    println!("{PIPELINES} spec updates: all reconciled {all_updated:?} after the first");
+    println!("{pipelines_wanted} spec updates: all reconciled {all_updated:?} after the first");
     println!(
         "{}",
         summary("update → status.observedGeneration=2", update_latencies)
