@@ -9,6 +9,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use wharf_crds::pipeline::Envelope;
 
@@ -215,7 +217,7 @@ fn records(object: &Map<String, Value>) -> Option<&Vec<Value>> {
 
 /// What a wrapper carried, base64-decoded when it is base64 text that is not JSON itself.
 fn inner_payload(text: &str, origin: &str) -> Payload {
-    if parse_json(text).is_none()
+    if !is_json(text)
         && let Some(decoded) = decode_base64_json(text)
     {
         return Payload::new(decoded, format!("{origin} (base64)"));
@@ -223,19 +225,48 @@ fn inner_payload(text: &str, origin: &str) -> Payload {
     Payload::new(text, origin)
 }
 
-fn parse_json(text: &str) -> Option<Value> {
+/// Whether `text` is one JSON document (object or array). Every message passes through here,
+/// so the document is only scanned, never built.
+fn is_json(text: &str) -> bool {
     let trimmed = text.trim_start();
-    if !(trimmed.starts_with('{') || trimmed.starts_with('[')) {
-        return None;
-    }
-    serde_json::from_str(text).ok()
+    (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && serde_json::from_str::<IgnoredAny>(text).is_ok()
 }
 
+/// The top-level fields that mark a transport wrapper. Deserialising only these skips the rest
+/// of a body (usually the payload itself, which its processor parses) without building it.
+#[derive(Deserialize)]
+struct WrapperFields {
+    #[serde(rename = "Type")]
+    kind: Option<Value>,
+    #[serde(rename = "Message")]
+    message: Option<Value>,
+    #[serde(rename = "Records")]
+    records: Option<Value>,
+    #[serde(rename = "Messages")]
+    messages: Option<Value>,
+    #[serde(rename = "Event")]
+    event: Option<Value>,
+}
+
+/// The wrapper fields of a JSON object, by name; `None` when `text` is not a JSON object.
 fn parse_object(text: &str) -> Option<Map<String, Value>> {
-    match parse_json(text)? {
-        Value::Object(object) => Some(object),
-        _ => None,
+    if !text.trim_start().starts_with('{') {
+        return None;
     }
+    let fields: WrapperFields = serde_json::from_str(text).ok()?;
+    Some(
+        [
+            ("Type", fields.kind),
+            ("Message", fields.message),
+            ("Records", fields.records),
+            ("Messages", fields.messages),
+            ("Event", fields.event),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+        .collect(),
+    )
 }
 
 /// Base64 (standard or URL-safe alphabet, padding optional, line breaks allowed) of a JSON
@@ -260,7 +291,7 @@ pub fn decode_base64_json(text: &str) -> Option<String> {
         .or_else(|_| URL_SAFE.decode(&compact))
         .ok()?;
     let decoded = String::from_utf8(bytes).ok()?;
-    parse_json(&decoded).map(|_| decoded)
+    is_json(&decoded).then_some(decoded)
 }
 
 /// Encodes `text` the way the original producers did (standard alphabet, padded); for tests
