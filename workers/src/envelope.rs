@@ -6,6 +6,8 @@
 //! processor receives may itself contain `Records` (the infrastructure events do), and those
 //! belong to the processor.
 
+use std::borrow::Cow;
+
 use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
@@ -269,28 +271,31 @@ fn parse_object(text: &str) -> Option<Map<String, Value>> {
     )
 }
 
-/// Base64 (standard or URL-safe alphabet, padding optional, line breaks allowed) of a JSON
-/// document; `None` for anything else, so plain text that happens to be valid base64 (`test`)
-/// is never mangled.
-pub fn decode_base64_json(text: &str) -> Option<String> {
+/// Decodes base64 the way producers write it: the standard alphabet (the URL-safe one is
+/// accepted too), padding optional, whitespace and line breaks ignored.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, base64::DecodeError> {
     const LENIENT: GeneralPurposeConfig =
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
     const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 
-    let compact: String = text
-        .trim()
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n'))
-        .collect();
-    if compact.len() < 4 {
+    let compact: Cow<'_, str> = if text.bytes().any(|b| b.is_ascii_whitespace()) {
+        Cow::Owned(text.chars().filter(|c| !c.is_ascii_whitespace()).collect())
+    } else {
+        Cow::Borrowed(text)
+    };
+    STANDARD
+        .decode(compact.as_bytes())
+        .or_else(|error| URL_SAFE.decode(compact.as_bytes()).map_err(|_| error))
+}
+
+/// Base64 of a JSON document, decoded; `None` for anything else, so plain text that happens
+/// to be valid base64 (`test`) is never mangled.
+pub fn decode_base64_json(text: &str) -> Option<String> {
+    if text.trim().len() < 4 {
         return None;
     }
-    let bytes = STANDARD
-        .decode(&compact)
-        .or_else(|_| URL_SAFE.decode(&compact))
-        .ok()?;
-    let decoded = String::from_utf8(bytes).ok()?;
+    let decoded = String::from_utf8(decode_base64(text).ok()?).ok()?;
     is_json(&decoded).then_some(decoded)
 }
 

@@ -4,8 +4,6 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -201,21 +199,8 @@ fn plain<'p>(origin: &str, body: &'p str) -> SubmissionText<'p> {
     }
 }
 
-/// Standard alphabet, padding optional; line breaks (as `base64` the tool writes them) are
-/// ignored.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
 fn decode<'p>(origin: &str, body: &str) -> Result<SubmissionText<'p>, SubmissionError> {
-    let decoded = if body.bytes().any(|b| b.is_ascii_whitespace()) {
-        let compact: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        BASE64.decode(compact)
-    } else {
-        BASE64.decode(body)
-    };
-    decoded
+    crate::envelope::decode_base64(body)
         .map(|json| SubmissionText {
             origin: origin.to_owned(),
             json: Cow::Owned(json),
