@@ -21,7 +21,7 @@ use serde_json::json;
 use wharf_crds::Pipeline;
 use wharf_operator::backends;
 use wharf_operator::resources::selector_string;
-use wharf_tests::moto::{Moto, send_bodies, stream_records};
+use wharf_tests::moto::{Moto, create_telemetry_resources, send_bodies, stream_records};
 use wharf_tests::operator_support::{InProcessOperator, cluster_with_crds, eventually, namespace};
 use wharf_tests::process::follow_test_process;
 use wharf_tests::{KubeCluster, workspace_root};
@@ -47,29 +47,12 @@ struct AwsFixture {
 impl AwsFixture {
     async fn new(moto: &Moto, name: &str) -> Self {
         let config = moto.sdk_config().await;
-        let sqs = aws_sdk_sqs::Client::new(&config);
-        let mut urls = Vec::new();
-        for queue in [name.to_owned(), format!("{name}-dead")] {
-            let created = sqs
-                .create_queue()
-                .queue_name(queue)
-                .send()
-                .await
-                .expect("CreateQueue");
-            urls.push(created.queue_url.expect("a queue URL"));
-        }
-        aws_sdk_kinesis::Client::new(&config)
-            .create_stream()
-            .stream_name(name)
-            .shard_count(1)
-            .send()
-            .await
-            .expect("CreateStream");
+        let resources = create_telemetry_resources(&config, name, 1).await;
         Self {
             config,
-            source_url: urls[0].clone(),
-            dead_letter_url: urls[1].clone(),
-            stream: name.to_owned(),
+            source_url: resources.source_url,
+            dead_letter_url: resources.dead_letter_url,
+            stream: resources.stream,
         }
     }
 

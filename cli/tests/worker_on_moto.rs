@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_config::SdkConfig;
 use serde_json::Value;
 use wharf_crds::pipeline::Envelope;
-use wharf_tests::moto::{Moto, send_bodies, stream_records};
+use wharf_tests::moto::{Moto, create_telemetry_resources, send_bodies, stream_records};
 use wharf_tests::process::follow_test_process;
 use wharf_tests::{unique_name, workspace_root};
 use wharf_workers::io::Backend;
@@ -37,26 +37,8 @@ struct Fixture {
 impl Fixture {
     async fn new(moto: &Moto) -> Self {
         let config = moto.sdk_config().await;
-        let sqs = aws_sdk_sqs::Client::new(&config);
         let name = unique_name("telemetry");
-        let mut urls = Vec::new();
-        for queue in [name.clone(), format!("{name}-dead")] {
-            let created = sqs
-                .create_queue()
-                .queue_name(queue)
-                .send()
-                .await
-                .expect("CreateQueue");
-            urls.push(created.queue_url.expect("a queue URL"));
-        }
-        let kinesis = aws_sdk_kinesis::Client::new(&config);
-        kinesis
-            .create_stream()
-            .stream_name(&name)
-            .shard_count(2)
-            .send()
-            .await
-            .expect("CreateStream");
+        let resources = create_telemetry_resources(&config, &name, 2).await;
         let dir = tempfile::tempdir().expect("a temporary directory");
         let pipeline_file = dir.path().join("pipeline.yaml");
         let manifest = format!(
@@ -92,16 +74,16 @@ spec:
     region: us-east-1
     endpointUrl: {endpoint}
 ",
-            source = urls[0],
-            dead = urls[1],
+            source = resources.source_url,
+            dead = resources.dead_letter_url,
             endpoint = moto.endpoint,
         );
         std::fs::write(&pipeline_file, manifest).expect("writing the pipeline");
         Self {
             config,
-            source_url: urls[0].clone(),
-            dead_letter_url: urls[1].clone(),
-            stream: name,
+            source_url: resources.source_url,
+            dead_letter_url: resources.dead_letter_url,
+            stream: resources.stream,
             dir,
             pipeline_file,
             env: moto.env(),

@@ -213,3 +213,45 @@ pub async fn send_bodies(config: &aws_config::SdkConfig, queue_url: &str, bodies
         );
     }
 }
+
+/// What a telemetry Pipeline reads and writes in moto.
+#[derive(Clone, Debug)]
+pub struct TelemetryResources {
+    pub source_url: String,
+    pub dead_letter_url: String,
+    pub stream: String,
+}
+
+/// Creates a source queue `name`, its dead-letter queue `name-dead` and a Kinesis stream
+/// `name` with `shards` shards.
+pub async fn create_telemetry_resources(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    shards: i32,
+) -> TelemetryResources {
+    let sqs = aws_sdk_sqs::Client::new(config);
+    let mut urls = Vec::new();
+    for queue in [name.to_owned(), format!("{name}-dead")] {
+        let created = sqs
+            .create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .expect("CreateQueue");
+        urls.push(created.queue_url.expect("a queue URL"));
+    }
+    aws_sdk_kinesis::Client::new(config)
+        .create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .expect("CreateStream");
+    let dead_letter_url = urls.pop().expect("two queues");
+    let source_url = urls.pop().expect("two queues");
+    TelemetryResources {
+        source_url,
+        dead_letter_url,
+        stream: name.to_owned(),
+    }
+}
