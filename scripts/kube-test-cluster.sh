@@ -25,21 +25,34 @@ as_root() {
     die "need root (or sudo) to run: $*"; fi
 }
 
+KUBE_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet"
+
 have_binaries() {
-  [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ]
+  local b
+  for b in $KUBE_BINARIES pause; do [ -x "$BIN_DIR/$b" ] || return 1; done
+}
+
+# The mirror the machine's apt already uses for bookworm (deb822 sources or a one-line list), so
+# the project never names a package host of its own.
+apt_mirror() {
+  local uri
+  uri=$(awk '/^Types:/ {deb = ($0 ~ /(^|[ \t])deb([ \t]|$)/)} deb && /^URIs:/ {print $2}' \
+    /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v -- '-security' | head -n 1 || true)
+  if [ -z "$uri" ]; then
+    uri=$(awk '$1 == "deb" && $3 ~ /^bookworm/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  fi
+  [ -n "$uri" ] || die "no bookworm mirror in the apt configuration (/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list)"
+  echo "$uri"
 }
 
 install_packages() {
   local sources=/etc/apt/sources.list.d/wharf-deb-src.sources
   if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list; then
-    log "adding a deb-src entry for bookworm"
-    as_root tee "$sources" >/dev/null <<'EOF'
-Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+    local mirror
+    mirror=$(apt_mirror)
+    log "adding a deb-src entry for bookworm ($mirror)"
+    printf 'Types: deb-src\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$mirror" | as_root tee "$sources" >/dev/null
   fi
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -65,12 +78,16 @@ cmd_build() {
   find "$vendored" -maxdepth 1 \( -name '*.go' -o -name '*.s' \) -delete
   cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go "$vendored"/
   cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.s "$vendored"/ 2>/dev/null || true
-  log "building kube-apiserver and kube-controller-manager (several minutes on 2 cores)"
+  local what="" b
+  for b in $KUBE_BINARIES; do what="$what cmd/$b"; done
+  log "building$what (about 9 minutes on 2 cores)"
   (cd "$tree" && PATH="$GO_BIN:$PATH" CGO_ENABLED=0 GOPROXY=off GOFLAGS=-mod=vendor \
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/build.log" 2>&1) \
+    make WHAT="${what# }" >"$work/build.log" 2>&1) \
     || { tail -n 40 "$work/build.log" >&2; die "build failed (log: $work/build.log)"; }
   mkdir -p "$BIN_DIR"
-  cp "$tree/_output/local/go/bin/kube-apiserver" "$tree/_output/local/go/bin/kube-controller-manager" "$BIN_DIR/"
+  for b in $KUBE_BINARIES; do cp "$tree/_output/local/go/bin/$b" "$BIN_DIR/"; done
+  # The pod sandbox ("pause") binary comes from the same tree, so no image registry is needed.
+  gcc -static -O2 -DVERSION=3.2 -o "$BIN_DIR/pause" "$tree/build/pause/linux/pause.c"
   rm -rf "$work"
   log "binaries cached in $BIN_DIR"
 }
